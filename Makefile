@@ -1,0 +1,69 @@
+# Every target runs inside .venv, which is created on first use and refreshed
+# only when pyproject.toml changes.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+CLI := $(PY) -m nsynth_research
+STAMP := $(VENV)/.installed
+# GPU=1 installs TensorFlow with CUDA instead of the CPU build.
+TF_EXTRA := $(if $(filter 1 true yes,$(GPU)),gpu,cpu)
+
+CONFIG ?= configs/baseline.yaml
+EXPERIMENT ?= experiments/default.yaml
+CORPUS ?= configs/corpus.yaml
+WORKERS ?= 1
+# Any further key=value words on the command line are config overrides, e.g.
+#   make train CONFIG=configs/baseline.yaml model.first_kernel=[3,3]
+OVERRIDES := $(filter %,$(foreach v,$(.VARIABLES),$(if $(findstring command line,$(origin $(v))),$(if $(findstring .,$(v)),$(v)=$($(v))))))
+
+.PHONY: venv data train sweep evaluate reproduce ui dashboard predict docs bench test lint clean-venv
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[$(TF_EXTRA),dev]"
+	# tinysoundfont declares pyaudio (live playback only, does not build): install without it.
+	$(PY) -m pip install --quiet --no-deps tinysoundfont==0.3.7
+	touch $(STAMP)
+
+data: $(STAMP)
+	$(CLI) data --corpus $(CORPUS)
+
+train: $(STAMP)
+	$(CLI) train --config $(CONFIG) $(OVERRIDES)
+
+sweep: $(STAMP)
+	$(CLI) sweep --experiment $(EXPERIMENT) --workers $(WORKERS)
+
+evaluate: $(STAMP)
+	$(CLI) evaluate --experiment $(EXPERIMENT) $(if $(FORCE),--force)
+
+reproduce: $(STAMP)
+	$(CLI) reproduce --run-id $(RUN_ID)
+
+ui: $(STAMP)
+	$(CLI) ui
+
+dashboard: $(STAMP)
+	$(CLI) dashboard --experiment $(EXPERIMENT)
+
+predict: $(STAMP)
+	$(CLI) predict $(AUDIO) $(if $(MODEL),--model $(MODEL))
+
+docs: $(STAMP)
+	$(CLI) docs --experiment $(EXPERIMENT) --out docs
+
+bench: $(STAMP)
+	$(PY) -m benchmarks
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+
+clean-venv:
+	rm -rf $(VENV)

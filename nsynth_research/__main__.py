@@ -1,0 +1,3 @@
+from nsynth_research.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,18 @@
+"""Errors a user can act on.
+
+Every problem with user input (data, audio, configs, run ids) is raised as a subclass of
+`UserError`; the CLI prints its message without a traceback, so the message itself must say
+what was wrong, where, and what to do about it.
+"""
+
+
+class UserError(Exception):
+    """A problem the user can fix; its message is shown as-is by the CLI."""
+
+
+class DataError(UserError):
+    """Bad or missing NSynth-format data: a split, an examples.json entry, an audio file."""
+
+
+class ConfigError(UserError):
+    """A config file or override that does not validate; the message names the key."""
