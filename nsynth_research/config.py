@@ -77,6 +77,9 @@ class ModelConfig(_Section):
     #: padding "valid" collapses frequency, making the net a 1-D conv over time.
     first_kernel: tuple[int, int] = (3, 513)
     first_padding: Literal["valid", "same"] = "valid"
+    #: First conv stride (time, frequency): a frequency stride makes a narrow 2-D first kernel
+    #: a learned, overlapping filterbank instead of a full-resolution (and 50x costlier) 2-D map.
+    first_stride: tuple[int, int] = (1, 1)
     #: Kernel (time, frequency) of every later conv.
     kernel: tuple[int, int] = (3, 1)
     #: Filters of the first conv, then of each later block; its length sets the depth.
@@ -93,7 +96,8 @@ class ModelConfig(_Section):
 
     @model_validator(mode="after")
     def _positive(self) -> ModelConfig:
-        for key in ("first_kernel", "kernel", "pool_size", "pool_stride", "filters", "dense"):
+        keys = ("first_kernel", "first_stride", "kernel", "pool_size", "pool_stride")
+        for key in (*keys, "filters", "dense"):
             values = getattr(self, key)
             if not values or any(v < 1 for v in values):
                 raise ValueError(f"model.{key} must be non-empty positive integers, got {values}")
@@ -179,14 +183,12 @@ def check_model_fits(model: ModelConfig, features: FeatureConfig) -> None:
         )
     if kt > time:
         raise ValueError(f"model.first_kernel time size {kt} exceeds the {time} frames")
+    st, sf = model.first_stride
     if model.first_padding == "valid":
-        time, freq = time - kt + 1, freq - kf + 1
+        time, freq = (time - kt) // st + 1, (freq - kf) // sf + 1
+    else:
+        time, freq = -(-time // st), -(-freq // sf)
     for block in range(len(model.filters)):
-        if block > 0 and model.kernel[1] > 1 and freq == 1:
-            raise ValueError(
-                f"model.kernel {list(model.kernel)} convolves frequency, but the feature map "
-                "has one frequency bin left after the first conv; use a (t, 1) kernel"
-            )
         (pt, pf), (st, sf) = pool_window(model, freq)
         if time < pt:
             raise ValueError(
@@ -270,9 +272,7 @@ def read_yaml(path: Path) -> dict[str, Any]:
     return tree
 
 
-def validate(
-    tree: dict[str, Any], source: str = "config", schema: type[_M] | None = None
-) -> _M:
+def validate(tree: dict[str, Any], source: str = "config", schema: type[_M] | None = None) -> _M:
     """Dict -> schema (RunConfig by default), pydantic's report made one message naming keys."""
     try:
         return (schema or RunConfig).model_validate(tree)
@@ -288,7 +288,9 @@ def format_validation_error(exc: ValidationError, source: str) -> str:
         if err["type"] == "extra_forbidden":
             msg = "unknown key (check its spelling and section)"
         got = err.get("input")
-        shown = "" if err["type"] == "extra_forbidden" or isinstance(got, dict) else f" (got {got!r})"
+        shown = (
+            "" if err["type"] == "extra_forbidden" or isinstance(got, dict) else f" (got {got!r})"
+        )
         lines.append(f"  {key}: {msg}{shown}")
     return "\n".join(lines)
 
@@ -320,3 +322,82 @@ def save_config(config: RunConfig, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(config.to_yaml())
     return path
+
+
+class ParamSpec(_Section):
+    """One searched dimension of a study.
+
+    `categorical` choices are either plain values for the config key named by the parameter,
+    or a mapping label -> {dotted key: value} that sets several keys together (e.g. a first
+    kernel with its matching stride), so the search never proposes incoherent combinations.
+    """
+
+    type: Literal["categorical", "int", "float"]
+    choices: list[Any] | dict[str, dict[str, Any]] | None = None
+    low: float | None = None
+    high: float | None = None
+    step: float | None = None
+    log: bool = False
+
+    @model_validator(mode="after")
+    def _complete(self) -> ParamSpec:
+        if self.type == "categorical":
+            if not self.choices:
+                raise ValueError("a categorical parameter needs non-empty `choices`")
+        elif self.low is None or self.high is None or not self.low < self.high:
+            raise ValueError(f"a {self.type} parameter needs `low` < `high`")
+        elif self.log and self.low <= 0:
+            raise ValueError("a log-scaled parameter needs `low` > 0")
+        return self
+
+
+class SamplerConfig(_Section):
+    name: Literal["tpe", "random"] = "tpe"
+    seed: int = 0
+    n_startup_trials: int = Field(default=4, ge=0)
+
+
+class PrunerConfig(_Section):
+    """Median (stop below the median curve) or Hyperband; epochs are the resource."""
+
+    name: Literal["median", "hyperband", "none"] = "median"
+    n_startup_trials: int = Field(default=3, ge=0)
+    n_warmup_steps: int = Field(default=2, ge=0)
+    min_resource: int = Field(default=2, ge=1)
+    reduction_factor: int = Field(default=3, ge=2)
+
+
+class StudyConfig(_Section):
+    """An Optuna study over RunConfig keys: what to vary, how long, and how to search."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    #: The run config every trial starts from (paths relative to the working directory).
+    base_config: Path = Path("configs/baseline.yaml")
+    #: Dotted-key or nested overrides applied to the base before the search space.
+    overrides: dict[str, Any] = Field(default_factory=dict)
+    #: Corpus rendered first when the base config's data.root is that corpus's missing root.
+    corpus: Path | None = Path("configs/corpus.yaml")
+    #: Optuna storage URL; None means SQLite inside the tracking store (mlruns/optuna.db).
+    #: A PostgreSQL URL lets workers on many machines share the study.
+    storage: str | None = None
+    n_trials: int | None = Field(default=12, ge=1)
+    timeout_minutes: float | None = Field(default=None, gt=0)
+    sampler: SamplerConfig = SamplerConfig()
+    pruner: PrunerConfig = PrunerConfig()
+    #: Enqueue the base config itself as the first trial, so every study is compared with it.
+    enqueue_baseline: bool = True
+    search_space: dict[str, ParamSpec] = Field(min_length=1)
+    #: Bootstrap resamples for the test accuracy interval.
+    bootstrap: int = Field(default=2000, ge=100)
+
+    @model_validator(mode="after")
+    def _bounded(self) -> StudyConfig:
+        if self.n_trials is None and self.timeout_minutes is None:
+            raise ValueError("set n_trials, timeout_minutes or both, or the study never ends")
+        return self
+
+
+def load_study_config(path: Path, overrides: list[str] | tuple[str, ...] = ()) -> StudyConfig:
+    """Experiment YAML + `key=value` overrides -> validated StudyConfig."""
+    tree = merge(read_yaml(path), parse_overrides(overrides))
+    return validate(tree, str(path), StudyConfig)

@@ -1,0 +1,266 @@
+"""Command line: `python -m nsynth_research <command>`; the Makefile targets call these.
+
+User errors (bad data, configs, run ids) are printed as one clear message with exit code 2;
+anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from types import FrameType
+
+from nsynth_research.errors import UserError
+
+DEFAULT_CORPUS = Path("configs/corpus.yaml")
+
+
+def _interrupt_on_sigterm() -> None:
+    """Turn SIGTERM into KeyboardInterrupt so a killed run is closed, not left RUNNING."""
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt(f"received signal {signum}")
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+def ensure_corpus(data_root: Path, corpus_path: Path | None) -> None:
+    """Render the embedded corpus when a run points at its (still missing) root."""
+    from nsynth_research.config import load_corpus_config
+    from nsynth_research.corpus import render_corpus
+
+    if corpus_path is None or not Path(corpus_path).is_file():
+        return
+    corpus = load_corpus_config(corpus_path)
+    if Path(corpus.root).resolve() != Path(data_root).resolve():
+        return
+    summary = render_corpus(corpus)
+    if summary.rendered:
+        print(summary.format_table())
+
+
+def cmd_data(args: argparse.Namespace) -> int:
+    from nsynth_research.config import load_corpus_config
+    from nsynth_research.corpus import render_corpus
+
+    corpus = load_corpus_config(args.corpus, args.overrides)
+    summary = render_corpus(corpus, progress=not args.quiet)
+    print(summary.format_table())
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from nsynth_research.config import load_config
+    from nsynth_research.tracking import tracked_training
+    from nsynth_research.training import prepare_data
+
+    config = load_config(args.config, args.overrides)
+    ensure_corpus(config.data.root, args.corpus)
+    data = prepare_data(config)
+    print(f"train notes {len(data.train)}, valid notes {len(data.valid)}, data {data.fingerprint}")
+    tracked = tracked_training(config, data, verbose=2)
+    r = tracked.result
+    print(
+        f"run {tracked.run_id}: val accuracy {r.val_accuracy:.4f} (best epoch {r.best_epoch + 1}"
+        f" of {r.epochs_run}), wall {r.seconds:.1f} s, {r.examples_per_second:.1f} train examples/s"
+    )
+    return 0
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from nsynth_research.config import load_study_config
+    from nsynth_research.evaluation import evaluate_study, format_summary, previous_evaluation
+    from nsynth_research.study import base_config, run_sweep
+
+    study = load_study_config(args.experiment, args.overrides)
+    ensure_corpus(base_config(study).data.root, study.corpus)
+    outcome = run_sweep(study, args.experiment, workers=args.workers, overrides=args.overrides)
+    evaluation = previous_evaluation(study)
+    if evaluation is not None:
+        print(
+            f"the test split of study {study.name!r} was already read once (run "
+            f"{evaluation.run_id}); reporting that evaluation, not reading it again"
+        )
+    elif not args.no_evaluate:
+        evaluation = evaluate_study(study)
+    print(format_summary(outcome.study, evaluation, outcome.seconds))
+    return 0
+
+
+def cmd_sweep_worker(args: argparse.Namespace) -> int:
+    from nsynth_research.config import load_study_config
+    from nsynth_research.study import worker_main
+
+    study = load_study_config(args.experiment, args.overrides)
+    worker_main(study, args.worker, args.workers, args.deadline)
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from nsynth_research.config import load_study_config
+    from nsynth_research.evaluation import evaluate_study, format_summary
+    from nsynth_research.study import base_config, load_study
+
+    study = load_study_config(args.experiment, args.overrides)
+    evaluation = evaluate_study(study, force=args.force)
+    print(format_summary(load_study(study, base_config(study)), evaluation))
+    return 0
+
+
+def tracking_from(args: argparse.Namespace):
+    from nsynth_research.config import TrackingConfig
+
+    return TrackingConfig(uri=args.tracking_uri, store=args.store)
+
+
+def cmd_reproduce(args: argparse.Namespace) -> int:
+    from nsynth_research.reproduce import reproduce
+
+    if not args.run_id:
+        raise UserError("give the run to reproduce: make reproduce RUN_ID=<id from the MLflow UI>")
+    result = reproduce(args.run_id, tracking_from(args))
+    print(result.format_table())
+    return 0 if result.identical else 1
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from nsynth_research.config import RunConfig
+    from nsynth_research.predict import load_audio_any, load_predictor
+
+    audio = load_audio_any(args.audio)
+    config = RunConfig(tracking=tracking_from(args))
+    predictor = load_predictor(args.model, config)
+    print(f"{args.audio} ({predictor.source}):")
+    for rank, (family, prob) in enumerate(predictor.top(audio, args.top), start=1):
+        print(f"  {rank}. {family:<11} {prob:6.1%}")
+    return 0
+
+
+def _serve(cmd: list[str], what: str, port: int) -> int:
+    import subprocess
+
+    print(f"{what} at http://127.0.0.1:{port}  (Ctrl-C stops it)", flush=True)
+    try:
+        return subprocess.run(cmd, check=False).returncode
+    except KeyboardInterrupt:
+        return 0
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    from nsynth_research.serve import ui_command
+
+    return _serve(ui_command(tracking_from(args), args.port), "MLflow UI", args.port)
+
+
+def cmd_dashboard(args: argparse.Namespace) -> int:
+    from nsynth_research.config import load_study_config
+    from nsynth_research.serve import dashboard_command
+    from nsynth_research.study import base_config, storage_url
+
+    study = load_study_config(args.experiment)
+    storage = storage_url(study, base_config(study))
+    return _serve(dashboard_command(storage, args.port), "optuna-dashboard", args.port)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="nsynth-research",
+        description="Find the best CNN for NSynth instrument families, tracked in MLflow.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("data", help="render the embedded NSynth-format default corpus")
+    p.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS, help="corpus YAML")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("overrides", nargs="*", help="key=value corpus overrides, e.g. size=tiny")
+    p.set_defaults(func=cmd_data)
+
+    p = sub.add_parser("train", help="train and log one run from a config")
+    p.add_argument("--config", type=Path, default=Path("configs/baseline.yaml"))
+    p.add_argument(
+        "--corpus",
+        type=Path,
+        default=DEFAULT_CORPUS,
+        help="render this corpus first if data.root is its missing root",
+    )
+    p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. model.dropout=0.2")
+    p.set_defaults(func=cmd_train)
+
+    experiment = {"type": Path, "default": Path("experiments/default.yaml"), "help": "study YAML"}
+    study_overrides = {"nargs": "*", "help": "key=value study overrides, e.g. n_trials=4"}
+    p = sub.add_parser("sweep", help="run or resume a study, then evaluate its champion once")
+    p.add_argument("--experiment", **experiment)
+    p.add_argument("--workers", type=int, default=1, help="worker processes on this machine")
+    p.add_argument("--no-evaluate", action="store_true", help="skip the final test evaluation")
+    p.add_argument("overrides", **study_overrides)
+    p.set_defaults(func=cmd_sweep)
+
+    p = sub.add_parser("sweep-worker", help=argparse.SUPPRESS)
+    p.add_argument("--experiment", **experiment)
+    p.add_argument("--worker", type=int, required=True)
+    p.add_argument("--workers", type=int, required=True)
+    p.add_argument("--deadline", type=float, default=None)
+    p.add_argument("overrides", **study_overrides)
+    p.set_defaults(func=cmd_sweep_worker)
+
+    p = sub.add_parser("evaluate", help="score the study's best trial once on the test split")
+    p.add_argument("--experiment", **experiment)
+    p.add_argument("--force", action="store_true", help="evaluate again although done before")
+    p.add_argument("overrides", **study_overrides)
+    p.set_defaults(func=cmd_evaluate)
+
+    def store_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--store", type=Path, default=Path("mlruns"), help="local tracking store")
+        p.add_argument("--tracking-uri", default=None, help="e.g. http://host:5000 instead")
+
+    p = sub.add_parser("reproduce", help="retrain a logged run from its config and compare")
+    p.add_argument("--run-id", default="")
+    store_args(p)
+    p.set_defaults(func=cmd_reproduce)
+
+    p = sub.add_parser("predict", help="top-3 families of an audio file")
+    p.add_argument("audio", type=Path)
+    p.add_argument(
+        "--model",
+        default="models:/nsynth-default@champion",
+        help="run id, runs:/<id>/model or models:/<name>@<alias> (default: the champion)",
+    )
+    p.add_argument("--top", type=int, default=3)
+    store_args(p)
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("ui", help="MLflow UI for this repo's store on 127.0.0.1")
+    p.add_argument("--port", type=int, default=5000)
+    store_args(p)
+    p.set_defaults(func=cmd_ui)
+
+    p = sub.add_parser("dashboard", help="optuna-dashboard on a study's storage, 127.0.0.1")
+    p.add_argument("--experiment", **experiment)
+    p.add_argument("--port", type=int, default=8080)
+    p.set_defaults(func=cmd_dashboard)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    _interrupt_on_sigterm()
+    func: Callable[[argparse.Namespace], int] = args.func
+    try:
+        return func(args)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: the current run was closed and marked as such", file=sys.stderr)
+        return 130

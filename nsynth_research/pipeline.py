@@ -1,0 +1,264 @@
+"""Streaming tf.data input: note files -> audio -> batched features -> normalised tensors.
+
+Nothing here holds a split in memory: the only per-note state is the list of file paths and
+labels; audio is read, decoded and featurised batch by batch, in parallel but in a fixed
+order, so a seeded run sees the same batches in every process.
+
+Epoch order is drawn by numpy from (seed, epoch number) rather than by `Dataset.shuffle`'s
+seed: a tf.data shuffle seed is combined with TensorFlow's global seed, so the same `seed`
+would give a different order depending on whether (and to what) some other code set the
+global seed. Each new iteration of a dataset is one epoch, as Keras' `fit` iterates it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+import soundfile as sf
+import tensorflow as tf
+
+from nsynth_research.config import NUM_SAMPLES, SAMPLE_RATE, FeatureConfig
+from nsynth_research.errors import DataError
+from nsynth_research.families import NUM_CLASSES
+from nsynth_research.features import tf_features
+
+if TYPE_CHECKING:
+    from nsynth_research.nsynth import Note
+    from nsynth_research.stats import FeatureStats
+
+#: Element spec of `make_audio_dataset`.
+AUDIO_SPEC = (
+    tf.TensorSpec([NUM_SAMPLES], tf.float32),
+    tf.TensorSpec([], tf.int32),
+)
+
+# Independent random streams per (seed, epoch), so the file order, the archive buffer and the
+# interleaving of the two never share draws.
+_STREAM_FILES, _STREAM_ARCHIVE, _STREAM_CHOICE = 0, 1, 2
+
+
+def make_dataset(
+    notes: Sequence[Note],
+    stats: FeatureStats,
+    cfg: FeatureConfig,
+    *,
+    batch_size: int,
+    shuffle: bool,
+    seed: int,
+    shuffle_buffer: int = 2048,
+    drop_remainder: bool = False,
+) -> tf.data.Dataset:
+    """Batches of (features [B, frames, bins, 1] float32, family labels [B] int32).
+
+    Features are computed after batching because one batched STFT is several times faster than
+    per-example ones; normalisation uses the train statistics as graph constants.
+    """
+    if batch_size < 1:
+        raise DataError(f"batch size must be at least 1, got {batch_size}")
+    check_stats(stats, cfg)
+    notes = _checked_notes(notes)
+    if drop_remainder and len(notes) < batch_size:
+        raise DataError(
+            f"only {len(notes)} notes, fewer than one batch of {batch_size}, and the last "
+            "partial batch is dropped: the dataset would be empty; lower the batch size"
+        )
+    mean = tf.constant(np.asarray(stats.mean, np.float32))
+    denom = tf.constant(np.asarray(stats.std, np.float32) + np.float32(cfg.norm_eps))
+
+    def featurise(audio: tf.Tensor, label: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        normalised = (tf_features(audio, cfg) - mean) / denom
+        return tf.expand_dims(normalised, -1), label
+
+    ds = make_audio_dataset(notes, shuffle=shuffle, seed=seed, shuffle_buffer=shuffle_buffer)
+    ds = ds.batch(batch_size, drop_remainder=drop_remainder)
+    ds = ds.map(featurise, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def make_audio_dataset(
+    notes: Sequence[Note],
+    *,
+    shuffle: bool,
+    seed: int = 0,
+    shuffle_buffer: int = 2048,
+) -> tf.data.Dataset:
+    """Un-batched (audio [64000] float32, label int32), one element per note.
+
+    Unshuffled, elements follow the note list (notes inside archives follow
+    `nsynth.iter_audio`'s order). Shuffled, plain files are fully permuted each epoch (only
+    paths are shuffled, so this costs no audio memory); notes inside archives are read
+    sequentially, the only affordable way through a .tar.gz, and mixed through a buffer of
+    `shuffle_buffer` decoded notes.
+    """
+    notes = _checked_notes(notes)
+    if shuffle_buffer < 1:
+        raise DataError(f"shuffle buffer must be at least 1, got {shuffle_buffer}")
+    files = [n for n in notes if not n.in_archive]
+    archived = [n for n in notes if n.in_archive]
+    if files:
+        _check_wav_header(files[0].path)
+
+    parts: list[tf.data.Dataset] = []
+    if files:
+        parts.append(_file_dataset(files, shuffle=shuffle, seed=seed))
+    if archived:
+        parts.append(_archive_dataset(archived, shuffle=shuffle, seed=seed, buffer=shuffle_buffer))
+    if len(parts) == 1:
+        ds = parts[0]
+    else:
+        flags = np.array([int(n.in_archive) for n in notes], np.int64)
+        choice = tf.data.Dataset.from_generator(
+            _EpochGenerator(
+                lambda rng: [rng.permutation(flags) if rng is not None else flags],
+                seed,
+                _STREAM_CHOICE,
+                shuffle,
+            ),
+            output_signature=tf.TensorSpec([None], tf.int64),
+        ).unbatch()
+        ds = tf.data.Dataset.choose_from_datasets(parts, choice, stop_on_empty_dataset=False)
+    return ds.apply(tf.data.experimental.assert_cardinality(len(notes)))
+
+
+def check_stats(stats: FeatureStats, cfg: FeatureConfig) -> None:
+    """Stats made for other features would normalise silently wrong; refuse them by name."""
+    shape = (cfg.frames, cfg.bins)
+    if np.shape(stats.mean) != shape or np.shape(stats.std) != shape:
+        raise DataError(
+            f"feature statistics have shape {np.shape(stats.mean)}/{np.shape(stats.std)}, "
+            f"but these features are {shape} (frames, bins); recompute the train statistics"
+        )
+    made_for = getattr(stats, "config", None)
+    if made_for is not None and made_for != cfg:
+        raise DataError(
+            f"feature statistics {stats.fingerprint} were computed for features {made_for!r}, "
+            f"not {cfg!r}; recompute the train statistics"
+        )
+
+
+class _EpochGenerator:
+    """A `from_generator` callable; each call is one pass over the dataset, i.e. one epoch.
+
+    The per-epoch rng depends only on (seed, stream, epoch), so epoch k's order is the same in
+    every process, and differs from epoch k+1's.
+    """
+
+    def __init__(
+        self,
+        body: Callable[[np.random.Generator | None], Iterator | list],
+        seed: int,
+        stream: int,
+        shuffle: bool,
+    ) -> None:
+        self._body, self._seed, self._stream, self._shuffle = body, seed, stream, shuffle
+        self._epochs = itertools.count()
+        self._lock = threading.Lock()
+
+    def __call__(self) -> Iterator:
+        with self._lock:
+            epoch = next(self._epochs)
+        rng = np.random.default_rng([self._seed, self._stream, epoch]) if self._shuffle else None
+        yield from self._body(rng)
+
+
+def _file_dataset(files: list[Note], *, shuffle: bool, seed: int) -> tf.data.Dataset:
+    paths = tf.constant([n.path for n in files], tf.string)
+    labels = tf.constant([n.family for n in files], tf.int32)
+    if shuffle:
+        count = len(files)
+        order = tf.data.Dataset.from_generator(
+            _EpochGenerator(
+                lambda rng: [rng.permutation(count).astype(np.int64)], seed, _STREAM_FILES, True
+            ),
+            output_signature=tf.TensorSpec([count], tf.int64),
+        ).unbatch()
+    else:
+        order = tf.data.Dataset.range(len(files))
+    ds = order.map(lambda i: (tf.gather(paths, i), tf.gather(labels, i)))
+    return ds.map(_decode_wav, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+
+def _decode_wav(path: tf.Tensor, label: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """Read one WAV; a file of the wrong rate or length fails here, naming its path."""
+    audio, rate = tf.audio.decode_wav(tf.io.read_file(path), desired_channels=1)
+    samples = tf.shape(audio)[0]
+    checks = [
+        tf.debugging.Assert(
+            tf.equal(rate, SAMPLE_RATE), [f"audio is not {SAMPLE_RATE} Hz:", path, rate]
+        ),
+        tf.debugging.Assert(
+            tf.equal(samples, NUM_SAMPLES),
+            [f"audio is not {NUM_SAMPLES} samples long:", path, samples],
+        ),
+    ]
+    with tf.control_dependencies(checks):
+        audio = tf.reshape(audio, [NUM_SAMPLES])
+    return audio, label
+
+
+def _archive_dataset(
+    notes: list[Note], *, shuffle: bool, seed: int, buffer: int
+) -> tf.data.Dataset:
+    from nsynth_research.nsynth import iter_audio
+
+    def body(rng: np.random.Generator | None) -> Iterator[tuple[np.ndarray, np.int32]]:
+        stream = ((audio, np.int32(note.family)) for note, audio in iter_audio(notes))
+        yield from (stream if rng is None else _buffer_shuffle(stream, rng, buffer))
+
+    return tf.data.Dataset.from_generator(
+        _EpochGenerator(body, seed, _STREAM_ARCHIVE, shuffle), output_signature=AUDIO_SPEC
+    )
+
+
+def _buffer_shuffle(items: Iterator, rng: np.random.Generator, size: int) -> Iterator:
+    """tf.data's shuffle algorithm, on a Python stream: memory is `size` items, not the split."""
+    pool: list = []
+    for item in items:
+        if len(pool) < size:
+            pool.append(item)
+            continue
+        i = int(rng.integers(size))
+        yield pool[i]
+        pool[i] = item
+    for i in rng.permutation(len(pool)):
+        yield pool[i]
+
+
+def _checked_notes(notes: Sequence[Note]) -> list[Note]:
+    notes = list(notes)
+    if not notes:
+        raise DataError(
+            "no notes to read: the note list is empty; check the data root, the split and "
+            "data.max_notes_per_split"
+        )
+    for note in notes:
+        if not 0 <= note.family < NUM_CLASSES:
+            raise DataError(
+                f"note {note.note_str} ({note.path}) has family label {note.family}, outside "
+                f"0..{NUM_CLASSES - 1}"
+            )
+    return notes
+
+
+def _check_wav_header(path: str) -> None:
+    """tf.audio.decode_wav reads only 16-bit PCM; catch a wrong-format corpus before training
+    starts instead of at its first batch, with a message that says what is wrong."""
+    try:
+        info = sf.info(path)
+    except (OSError, RuntimeError) as exc:
+        raise DataError(f"cannot read audio file {path}: {exc}") from None
+    problems = []
+    if info.subtype != "PCM_16":
+        problems.append(f"sample format {info.subtype} (need PCM_16)")
+    if info.samplerate != SAMPLE_RATE:
+        problems.append(f"rate {info.samplerate} Hz (need {SAMPLE_RATE})")
+    if info.channels != 1:
+        problems.append(f"{info.channels} channels (need mono)")
+    if info.frames != NUM_SAMPLES:
+        problems.append(f"{info.frames} samples (need {NUM_SAMPLES})")
+    if problems:
+        raise DataError(f"audio file {path} is not NSynth format: {', '.join(problems)}")

@@ -1,0 +1,106 @@
+"""Re-create any logged run from its config alone and say whether the numbers came back.
+
+Before training it compares the code version and data fingerprint logged with the original
+run against the current ones, because a difference there explains a different result.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from nsynth_research.config import TrackingConfig
+from nsynth_research.tracking import (
+    get_run,
+    git_version,
+    open_store,
+    run_config,
+    tracked_training,
+)
+from nsynth_research.training import prepare_data
+
+REPRODUCES_TAG = "reproduces"
+
+
+@dataclass(frozen=True)
+class Reproduction:
+    original_run_id: str
+    run_id: str
+    rows: list[tuple[str, float | None, float]]
+    warnings: list[str]
+
+    @property
+    def identical(self) -> bool:
+        return all(orig == new for name, orig, new in self.rows if name == "best_val_accuracy")
+
+    def format_table(self) -> str:
+        lines = [f"{'metric':<22} {'original':>12} {'reproduced':>12}"]
+        for name, orig, new in self.rows:
+            shown = "-" if orig is None else f"{orig:.6f}"
+            lines.append(f"{name:<22} {shown:>12} {new:>12.6f}")
+        verdict = "identical" if self.identical else "DIFFERENT"
+        lines.append(
+            f"validation accuracy: {verdict} (original run {self.original_run_id}, "
+            f"reproduction {self.run_id})"
+        )
+        return "\n".join(lines)
+
+
+def version_warnings(tags: dict[str, str], fingerprint: str) -> list[str]:
+    """What differs between the original run and now, in words."""
+    out = []
+    now = git_version()
+    if tags.get("git_commit") != now["git_commit"]:
+        out.append(
+            f"code version differs: run used {tags.get('git_commit')}, now {now['git_commit']}"
+        )
+    if now["git_dirty"] == "true":
+        out.append("the working tree has uncommitted changes to nsynth_research/")
+    if tags.get("data_fingerprint") != fingerprint:
+        out.append(
+            f"data fingerprint differs: run used {tags.get('data_fingerprint')}, now {fingerprint}"
+        )
+    return out
+
+
+def reproduce(run_id: str, tracking: TrackingConfig, *, announce=print) -> Reproduction:
+    """Retrain `run_id` from its logged config into the same experiment, tagged with its id."""
+    client = open_store(tracking)
+    original = get_run(client, run_id)
+    config = run_config(client, run_id)
+    config = config.model_copy(
+        update={
+            "tracking": config.tracking.model_copy(
+                update={"uri": tracking.uri, "store": tracking.store}
+            )
+        }
+    )
+    data = prepare_data(config)
+    warnings = version_warnings(original.data.tags, data.fingerprint)
+    for warning in warnings:
+        announce(f"warning: {warning}")
+    experiment = client.get_experiment(original.info.experiment_id).name
+    tracked = tracked_training(
+        config,
+        data,
+        experiment=experiment,
+        run_name=f"reproduce {original.info.run_name}",
+        tags={REPRODUCES_TAG: run_id},
+        verbose=2,
+    )
+    r = tracked.result
+    metrics = original.data.metrics
+    new = {
+        "best_val_accuracy": r.val_accuracy,
+        "best_epoch": float(r.best_epoch),
+        "epochs_run": float(r.epochs_run),
+        "final_val_loss": r.history["val_loss"][-1],
+    }
+    history = client.get_metric_history(run_id, "val_loss")
+    old_loss = max(history, key=lambda m: m.step).value if history else None
+    rows = [
+        ("best_val_accuracy", metrics.get("best_val_accuracy"), new["best_val_accuracy"]),
+        ("best_epoch", metrics.get("best_epoch"), new["best_epoch"]),
+        ("epochs_run", metrics.get("epochs_run"), new["epochs_run"]),
+        ("final_val_loss", old_loss, new["final_val_loss"]),
+    ]
+    return Reproduction(run_id, tracked.run_id, rows, warnings)

@@ -1,0 +1,225 @@
+"""Fitting one configured model: Keras `compile` + `fit` on the streaming pipeline.
+
+Training knows nothing of MLflow or Optuna: callers hand in callbacks (epoch logging,
+pruning), which keeps data flowing one way and lets the study drive training. Only the
+train and validation splits are read here; the test split belongs to `evaluation`.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from nsynth_research.config import OptimizerConfig, RunConfig
+from nsynth_research.model import build_model, embedding_model
+from nsynth_research.nsynth import Note, data_fingerprint, read_split
+from nsynth_research.pipeline import make_dataset
+from nsynth_research.stats import FeatureStats, load_or_compute_stats
+
+
+@dataclass(frozen=True)
+class PreparedData:
+    """Train and validation manifests plus train statistics, loaded once and shared by trials."""
+
+    root: Path
+    train: tuple[Note, ...]
+    valid: tuple[Note, ...]
+    stats: FeatureStats
+    corpus_fingerprint: str
+
+    @property
+    def fingerprint(self) -> str:
+        """Identity of everything a result depends on in the data: notes and statistics."""
+        return f"{self.corpus_fingerprint}-{self.stats.fingerprint}"
+
+
+@dataclass(frozen=True)
+class SplitOutputs:
+    """What the trained network says about every note of a split, in manifest order."""
+
+    labels: np.ndarray
+    logits: np.ndarray
+    embeddings: np.ndarray
+
+    @property
+    def predictions(self) -> np.ndarray:
+        return self.logits.argmax(axis=1)
+
+    @property
+    def accuracy(self) -> float:
+        return float((self.predictions == self.labels).mean())
+
+
+@dataclass
+class TrainResult:
+    model: keras.Model
+    history: dict[str, list[float]]
+    best_epoch: int
+    epochs_run: int
+    seconds: float
+    train_seconds: float
+    examples_per_second: float
+    valid: SplitOutputs
+
+    @property
+    def val_accuracy(self) -> float:
+        return self.valid.accuracy
+
+
+def prepare_data(config: RunConfig, *, progress: bool = True) -> PreparedData:
+    """Read train/valid manifests and load (or compute once) the train statistics."""
+    root = Path(config.data.root)
+    limit = config.data.max_notes_per_split
+    train = read_split(root, "train", limit=limit)
+    valid = read_split(root, "valid", limit=limit)
+    stats = load_or_compute_stats(root, train, config.features, progress=progress)
+    return PreparedData(
+        root=root,
+        train=tuple(train),
+        valid=tuple(valid),
+        stats=stats,
+        corpus_fingerprint=data_fingerprint(root, ("train", "valid")),
+    )
+
+
+def seed_everything(seed: int, deterministic: bool) -> None:
+    """Seed Python, NumPy and TensorFlow; op determinism makes CPU runs bit-repeatable."""
+    keras.utils.set_random_seed(seed)
+    if deterministic:
+        tf.config.experimental.enable_op_determinism()
+
+
+def build_optimizer(
+    cfg: OptimizerConfig, steps_per_epoch: int, epochs: int
+) -> keras.optimizers.Optimizer:
+    lr: float | keras.optimizers.schedules.LearningRateSchedule = cfg.learning_rate
+    if cfg.schedule == "cosine":
+        lr = keras.optimizers.schedules.CosineDecay(cfg.learning_rate, steps_per_epoch * epochs)
+    elif cfg.schedule == "exponential":
+        lr = keras.optimizers.schedules.ExponentialDecay(
+            cfg.learning_rate, steps_per_epoch, cfg.decay_rate
+        )
+    if cfg.name == "adadelta":
+        return keras.optimizers.Adadelta(lr)
+    if cfg.name == "adam":
+        return keras.optimizers.Adam(lr)
+    if cfg.name == "adamw":
+        return keras.optimizers.AdamW(lr, weight_decay=cfg.weight_decay)
+    if cfg.name == "sgd":
+        return keras.optimizers.SGD(lr, momentum=cfg.momentum)
+    return keras.optimizers.RMSprop(lr, momentum=cfg.momentum)
+
+
+class _TrainTimer(keras.callbacks.Callback):
+    """Times the training phase of each epoch apart from validation, for honest examples/s."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seconds = 0.0
+        self._start: float | None = None
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self._start = time.perf_counter()
+
+    def on_test_begin(self, logs: dict | None = None) -> None:
+        if self._start is not None:
+            self.seconds += time.perf_counter() - self._start
+            self._start = None
+
+
+def dataset_for(
+    notes: Sequence[Note],
+    data: PreparedData,
+    config: RunConfig,
+    *,
+    shuffle: bool,
+) -> tf.data.Dataset:
+    return make_dataset(
+        notes,
+        data.stats,
+        config.features,
+        batch_size=config.training.batch_size,
+        shuffle=shuffle,
+        seed=config.seed,
+        shuffle_buffer=config.training.shuffle_buffer,
+    )
+
+
+def predict_split(
+    model: keras.Model, notes: Sequence[Note], stats: FeatureStats, config: RunConfig
+) -> SplitOutputs:
+    """Logits and embeddings of every note, one forward pass each, in manifest order."""
+    ds = make_dataset(
+        notes,
+        stats,
+        config.features,
+        batch_size=config.training.batch_size,
+        shuffle=False,
+        seed=config.seed,
+    )
+    both = embedding_model(model)
+    logits, embeddings, labels = [], [], []
+    for x, y in ds:
+        lg, emb = both(x, training=False)
+        logits.append(np.asarray(lg, dtype=np.float32))
+        embeddings.append(np.asarray(emb, dtype=np.float32))
+        labels.append(y.numpy())
+    return SplitOutputs(
+        labels=np.concatenate(labels),
+        logits=np.concatenate(logits),
+        embeddings=np.concatenate(embeddings),
+    )
+
+
+def train(
+    config: RunConfig,
+    data: PreparedData,
+    *,
+    callbacks: Sequence[keras.callbacks.Callback] = (),
+    verbose: int | str = "auto",
+) -> TrainResult:
+    """Fit, keep the best-validation-accuracy weights, and score the validation split."""
+    seed_everything(config.seed, config.training.deterministic)
+    tcfg = config.training
+    steps = max(1, math.ceil(len(data.train) / tcfg.batch_size))
+    model = build_model(config.model, config.features, tcfg.precision)
+    model.compile(
+        optimizer=build_optimizer(config.optimizer, steps, tcfg.epochs),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
+    timer = _TrainTimer()
+    patience = tcfg.early_stopping_patience or tcfg.epochs
+    stopper = keras.callbacks.EarlyStopping(
+        monitor="val_accuracy", mode="max", patience=patience, restore_best_weights=True
+    )
+    start = time.perf_counter()
+    fit = model.fit(
+        dataset_for(data.train, data, config, shuffle=True),
+        validation_data=dataset_for(data.valid, data, config, shuffle=False),
+        epochs=tcfg.epochs,
+        callbacks=[timer, stopper, *callbacks],
+        shuffle=False,  # the pipeline shuffles, by seed
+        verbose=verbose,
+    )
+    seconds = time.perf_counter() - start
+    history = {k: [float(v) for v in vals] for k, vals in fit.history.items()}
+    epochs_run = len(history.get("loss", []))
+    valid = predict_split(model, data.valid, data.stats, config)
+    return TrainResult(
+        model=model,
+        history=history,
+        best_epoch=int(np.argmax(history["val_accuracy"])),
+        epochs_run=epochs_run,
+        seconds=seconds,
+        train_seconds=timer.seconds,
+        examples_per_second=len(data.train) * epochs_run / max(timer.seconds, 1e-9),
+        valid=valid,
+    )

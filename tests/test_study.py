@@ -1,0 +1,105 @@
+"""The study definition: search spaces map onto real config keys, and the baseline enqueues."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from nsynth_research.config import load_study_config
+from nsynth_research.errors import ConfigError
+from nsynth_research.study import (
+    base_config,
+    baseline_params,
+    check_search_space,
+    decode_choice,
+    encode_choice,
+    trial_config,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT = REPO / "experiments" / "default.yaml"
+
+
+def test_default_experiment_is_valid_and_enqueues_the_seed() -> None:
+    study = load_study_config(DEFAULT, [f"base_config={REPO / 'configs/baseline.yaml'}"])
+    base = base_config(study)
+    check_search_space(study, base)
+    params = baseline_params(study, base)
+    assert params["first_conv"] == "seed_3x513"
+    assert params["optimizer"] == "adadelta_0.01"
+    again = trial_config(base, study.search_space, params)
+    # The enqueued point is exactly the base config: trial 0 is the seed model.
+    assert again == base
+    assert base.tracking.experiment == "study-default"
+    assert base.training.epochs == 8
+
+
+def test_trial_params_set_bundled_keys() -> None:
+    study = load_study_config(DEFAULT, [f"base_config={REPO / 'configs/baseline.yaml'}"])
+    base = base_config(study)
+    params = baseline_params(study, base) | {
+        "first_conv": "band_3x32",
+        "model.filters": encode_choice([32, 64, 64, 128]),
+        "optimizer": "adam_1e-3",
+    }
+    cfg = trial_config(base, study.search_space, params)
+    assert cfg.model.first_kernel == (3, 32) and cfg.model.first_stride == (1, 16)
+    assert cfg.model.kernel == (3, 3)
+    assert cfg.model.filters == (32, 64, 64, 128)
+    assert cfg.optimizer.name == "adam" and cfg.optimizer.learning_rate == 0.001
+
+
+def test_choices_round_trip_through_optuna_scalars() -> None:
+    for value in (3, 0.5, "max", None, True, [3, 513], {"a": 1}):
+        assert decode_choice(encode_choice(value)) == value
+
+
+def write(tmp_path: Path, body: str) -> Path:
+    path = tmp_path / "study.yaml"
+    path.write_text(f"name: t\nbase_config: {REPO / 'configs/baseline.yaml'}\n{body}")
+    return path
+
+
+def test_unknown_search_key_is_named(tmp_path: Path) -> None:
+    path = write(
+        tmp_path, "search_space:\n  model.frist_kernel: {type: categorical, choices: [1]}\n"
+    )
+    study = load_study_config(path)
+    with pytest.raises(ConfigError, match="frist_kernel"):
+        check_search_space(study, base_config(study))
+
+
+def test_impossible_choice_fails_before_training(tmp_path: Path) -> None:
+    body = "search_space:\n  model.filters: {type: categorical, choices: [[8, 8, 8, 8, 8, 8]]}\n"
+    study = load_study_config(write(tmp_path, body))
+    with pytest.raises(ConfigError, match=r"(?s)search_space.model.filters .*shrinks time"):
+        check_search_space(study, base_config(study))
+
+
+@pytest.mark.parametrize(
+    ("body", "phrase"),
+    [
+        ("search_space:\n  model.dropout: {type: float, low: 0.5, high: 0.1}\n", "low"),
+        ("search_space:\n  model.dropout: {type: categorical}\n", "choices"),
+        (
+            "n_trials: null\nsearch_space:\n  model.dropout: {type: float, low: 0, high: 0.5}\n",
+            "never ends",
+        ),
+        ("search_space: {}\n", "search_space"),
+        (
+            "sampler: {name: grid}\nsearch_space:\n  model.dropout: {type: float, high: 1}\n",
+            "sampler.name",
+        ),
+    ],
+)
+def test_bad_study_files_are_named(tmp_path: Path, body: str, phrase: str) -> None:
+    with pytest.raises(ConfigError, match=phrase):
+        load_study_config(write(tmp_path, body))
+
+
+def test_baseline_outside_the_space_is_an_error(tmp_path: Path) -> None:
+    body = "search_space:\n  optimizer.name: {type: categorical, choices: [adam, sgd]}\n"
+    study = load_study_config(write(tmp_path, body))
+    with pytest.raises(ConfigError, match="cannot be enqueued"):
+        baseline_params(study, base_config(study))

@@ -1,0 +1,128 @@
+"""One tracked run end to end on the tiny corpus, logged to a throw-away MLflow store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import keras
+import mlflow
+import pytest
+import yaml
+from mlflow.tracking import MlflowClient
+
+from nsynth_research.config import RunConfig, load_config, validate
+from nsynth_research.tracking import open_store, run_config, tracked_training
+from nsynth_research.training import PreparedData, prepare_data
+
+pytestmark = pytest.mark.slow
+
+
+def config_for(root: Path, store: Path, *extra: str) -> RunConfig:
+    return load_config(
+        None,
+        [
+            f"data.root={root}",
+            f"tracking.store={store}",
+            "tracking.experiment=test",
+            "model.filters=[16,16,32]",
+            "model.dense=[64,32]",
+            "training.epochs=2",
+            *extra,
+        ],
+    )
+
+
+@pytest.fixture(scope="module")
+def data(tiny_corpus: Path) -> PreparedData:
+    return prepare_data(config_for(tiny_corpus, Path("unused")), progress=False)
+
+
+def artifact_paths(client: MlflowClient, run_id: str, path: str = "") -> set[str]:
+    out = set()
+    for item in client.list_artifacts(run_id, path):
+        out |= artifact_paths(client, run_id, item.path) if item.is_dir else {item.path}
+    return out
+
+
+def test_a_run_logs_everything_needed_to_browse_and_rebuild_it(
+    tiny_corpus: Path, data: PreparedData, tmp_path: Path
+) -> None:
+    cfg = config_for(tiny_corpus, tmp_path / "mlruns")
+    tracked = tracked_training(cfg, data, verbose=0)
+    client = open_store(cfg.tracking)
+    run = client.get_run(tracked.run_id)
+    assert run.info.status == "FINISHED"
+    assert (tmp_path / "mlruns" / "mlflow.db").is_file()
+    assert (tmp_path / "mlruns" / "artifacts").is_dir()
+
+    history = client.get_metric_history(tracked.run_id, "val_accuracy")
+    assert [m.step for m in history] == [0, 1]
+    assert [m.value for m in history] == pytest.approx(tracked.result.history["val_accuracy"])
+    assert len(client.get_metric_history(tracked.run_id, "train_loss")) == 2
+    metrics = run.data.metrics
+    assert metrics["best_val_accuracy"] == pytest.approx(tracked.result.val_accuracy)
+    assert metrics["examples_per_second"] > 0 and metrics["wall_seconds"] > 0
+    assert run.data.params["model.filters"] == "[16, 16, 32]"
+    tags = run.data.tags
+    assert tags["data_fingerprint"] == data.fingerprint
+    assert tags["git_commit"] and tags["git_dirty"] in {"true", "false", "unknown"}
+    assert tags["state"] == "FINISHED"
+
+    files = artifact_paths(client, tracked.run_id)
+    assert {
+        "config.yaml",
+        "train_stats.npz",
+        "figures/confusion_valid.png",
+        "figures/tsne_valid_2d.png",
+    } <= files
+
+    # The logged config alone re-creates the run's config.
+    assert run_config(client, tracked.run_id) == cfg
+    text = mlflow.artifacts.load_text(f"runs:/{tracked.run_id}/config.yaml")
+    assert validate(yaml.safe_load(text)) == cfg
+
+    # The logged model is the trained one.
+    model = mlflow.keras.load_model(tags["model_uri"])
+    assert isinstance(model, keras.Model)
+    assert model.count_params() == tracked.result.model.count_params()
+
+
+class Boom(keras.callbacks.Callback):
+    def __init__(self, exc: BaseException) -> None:
+        super().__init__()
+        self.exc = exc
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        raise self.exc
+
+
+class Pruned(Exception):
+    pass
+
+
+def test_a_failing_run_is_marked_failed_with_its_error(
+    tiny_corpus: Path, data: PreparedData, tmp_path: Path
+) -> None:
+    cfg = config_for(tiny_corpus, tmp_path / "mlruns", "tracking.log_model=false")
+    with pytest.raises(RuntimeError, match="disk full"):
+        tracked_training(cfg, data, callbacks=[Boom(RuntimeError("disk full"))], verbose=0)
+    client = open_store(cfg.tracking)
+    (run,) = client.search_runs([client.get_experiment_by_name("test").experiment_id])
+    assert run.info.status == "FAILED"
+    assert run.data.tags["state"] == "FAILED"
+    assert "disk full" in run.data.tags["error"]
+
+
+def test_a_pruned_run_is_marked_and_keeps_its_curve(
+    tiny_corpus: Path, data: PreparedData, tmp_path: Path
+) -> None:
+    cfg = config_for(tiny_corpus, tmp_path / "mlruns", "tracking.log_model=false")
+    with pytest.raises(Pruned):
+        tracked_training(
+            cfg, data, callbacks=[Boom(Pruned("pruned at epoch 0"))], pruned=(Pruned,), verbose=0
+        )
+    client = open_store(cfg.tracking)
+    (run,) = client.search_runs([client.get_experiment_by_name("test").experiment_id])
+    assert run.info.status == "KILLED"
+    assert run.data.tags["state"] == "PRUNED"
+    assert len(client.get_metric_history(run.info.run_id, "val_accuracy")) == 1
