@@ -33,7 +33,6 @@ from nsynth_research.study import (
     study_experiment,
 )
 from nsynth_research.tracking import (
-    STATE_TAG,
     log_figure,
     open_store,
     run_config,
@@ -115,8 +114,8 @@ def log_refusal(study: StudyConfig, base: RunConfig, parent: str, previous: str)
         experiment=study_experiment(study),
         parent_run_id=parent,
         tags={STUDY_TAG: study.name, "role": "evaluation"},
+        final_state="REFUSED",
     ):
-        mlflow.set_tag(STATE_TAG, "REFUSED")
         mlflow.log_text(
             f"The test split of study {study.name} was already evaluated by run {previous}.\n"
             "A second look would make the test set a selection set; --force overrides.\n",
@@ -251,7 +250,6 @@ def log_evaluation(
             ),
             f"figures/tsne_test_{dims}d.png",
         )
-    mlflow.set_tag(STATE_TAG, "FINISHED")
     return Evaluation(
         run_id=run_id,
         trial=best.number,

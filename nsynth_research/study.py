@@ -14,6 +14,7 @@ import os
 import subprocess
 import sys
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -499,7 +500,11 @@ def log_study_artifacts(opt: optuna.Study, base: RunConfig, parent_run_id: str) 
         plots["param_importances"] = ovm.plot_param_importances
     for name, plot in plots.items():
         try:
-            ax = plot(opt)
+            with warnings.catch_warnings():
+                # Optuna flags its matplotlib plots experimental; the figures are what we need.
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                warnings.simplefilter("ignore", UserWarning)
+                ax = plot(opt)
         except (ValueError, RuntimeError) as exc:  # e.g. too few trials for the plot
             log.warning("skipped study plot %s: %s", name, exc)
             continue

@@ -110,6 +110,7 @@ def tracked_run(
     parent_run_id: str | None = None,
     tags: dict[str, str] | None = None,
     pruned: tuple[type[BaseException], ...] = (),
+    final_state: str = "FINISHED",
 ) -> Iterator[mlflow.ActiveRun]:
     """Start a run and always end it with an honest status.
 
@@ -138,7 +139,7 @@ def tracked_run(
         client.set_tag(run.info.run_id, "error", f"{type(exc).__name__}: {exc}"[:5000])
         mlflow.end_run(RunStatus.to_string(status))
         raise
-    client.set_tag(run.info.run_id, STATE_TAG, "FINISHED")
+    client.set_tag(run.info.run_id, STATE_TAG, final_state)
     mlflow.end_run()
 
 

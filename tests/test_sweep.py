@@ -1,0 +1,192 @@
+"""A whole study on the tiny corpus: parent/child runs, pruning marks, selection, the
+test-once guard, resuming, and an interrupted trial."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import keras
+import mlflow
+import optuna
+import pytest
+import yaml
+from optuna.trial import TrialState
+
+from nsynth_research import study as study_module
+from nsynth_research.config import StudyConfig, load_study_config
+from nsynth_research.errors import UserError
+from nsynth_research.evaluation import EVALUATED_TAG, evaluate_study, format_summary
+from nsynth_research.study import RUN_ATTR, base_config, load_study, run_sweep
+from nsynth_research.tracking import open_store
+
+pytestmark = pytest.mark.slow
+REPO = Path(__file__).resolve().parents[1]
+
+
+class PruneTrial(optuna.pruners.BasePruner):
+    """Prunes exactly the listed trial numbers, so pruning is tested without luck."""
+
+    def __init__(self, numbers: set[int]) -> None:
+        self.numbers = numbers
+
+    def prune(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> bool:
+        return trial.number in self.numbers
+
+
+def write_study(tmp_path: Path, corpus: Path, n_trials: int) -> Path:
+    body = {
+        "name": "tiny",
+        "base_config": str(REPO / "configs" / "baseline.yaml"),
+        "corpus": None,
+        "overrides": {
+            "data.root": str(corpus),
+            "tracking.store": str(tmp_path / "mlruns"),
+            "model.filters": [16, 16, 32],
+            "model.dense": [32, 32],
+            "training.epochs": 2,
+        },
+        "n_trials": n_trials,
+        "sampler": {"name": "random", "seed": 1},
+        "enqueue_baseline": True,
+        "bootstrap": 200,
+        "search_space": {
+            "optimizer": {
+                "type": "categorical",
+                "choices": {
+                    "adadelta_0.01": {
+                        "optimizer.name": "adadelta",
+                        "optimizer.learning_rate": 0.01,
+                    },
+                    "adam_1e-3": {"optimizer.name": "adam", "optimizer.learning_rate": 0.001},
+                },
+            },
+            "model.dropout": {"type": "float", "low": 0.0, "high": 0.4, "step": 0.2},
+        },
+    }
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(body))
+    return path
+
+
+def children(study: StudyConfig, parent: str) -> list[mlflow.entities.Run]:
+    base = base_config(study)
+    client = open_store(base.tracking)
+    exp = client.get_experiment_by_name("study-tiny").experiment_id
+    return client.search_runs([exp], f"tags.mlflow.parentRunId = '{parent}'")
+
+
+def test_study_end_to_end(
+    tiny_corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(study_module, "make_pruner", lambda study: PruneTrial({2}))
+    path = write_study(tmp_path, tiny_corpus, n_trials=3)
+    study = load_study_config(path)
+    outcome = run_sweep(study, path)
+    opt = outcome.study
+    client = open_store(outcome.base.tracking)
+
+    # One parent, one child per trial, the seed baseline first, pruned trial marked.
+    assert [t.state for t in opt.trials] == [
+        TrialState.COMPLETE,
+        TrialState.COMPLETE,
+        TrialState.PRUNED,
+    ]
+    assert opt.trials[0].params["optimizer"] == "adadelta_0.01"
+    assert opt.trials[0].user_attrs["baseline"] is True
+    parent = client.get_run(outcome.parent_run_id)
+    assert parent.info.status == "FINISHED" and parent.data.tags["role"] == "study"
+    runs = {r.data.tags["trial_number"]: r for r in children(study, outcome.parent_run_id)}
+    assert set(runs) == {"0", "1", "2"}
+    assert runs["2"].info.status == "KILLED" and runs["2"].data.tags["state"] == "PRUNED"
+    assert len(client.get_metric_history(runs["2"].info.run_id, "val_accuracy")) == 1
+    for number in ("0", "1"):
+        assert runs[number].info.status == "FINISHED"
+        assert len(client.get_metric_history(runs[number].info.run_id, "val_accuracy")) == 2
+        assert opt.trials[int(number)].user_attrs[RUN_ATTR] == runs[number].info.run_id
+    artifacts = {a.path for a in client.list_artifacts(outcome.parent_run_id)}
+    figures = {a.path for a in client.list_artifacts(outcome.parent_run_id, "figures")}
+    assert {"trials.csv", "trials.html", "study.json", "base_config.yaml"} <= artifacts
+    assert {"figures/optimization_history.png", "figures/slice.png"} <= figures
+    assert parent.data.metrics["trials_pruned"] == 1 and parent.data.metrics["trials_complete"] == 2
+
+    # The champion is the best trial by validation accuracy, scored once on test.
+    evaluation = evaluate_study(study)
+    best = max(
+        (t for t in opt.trials if t.state == TrialState.COMPLETE),
+        key=lambda t: (t.value, -t.number),
+    )
+    assert evaluation.trial == best.number
+    assert 0.0 <= evaluation.interval[0] <= evaluation.accuracy <= evaluation.interval[1] <= 1.0
+    assert set(evaluation.per_class) <= {
+        "bass",
+        "brass",
+        "flute",
+        "guitar",
+        "keyboard",
+        "mallet",
+        "organ",
+        "reed",
+        "string",
+        "synth_lead",
+        "vocal",
+    }
+    run = client.get_run(evaluation.run_id)
+    assert run.data.tags["evaluated_run_id"] == best.user_attrs[RUN_ATTR]
+    assert run.data.metrics["test_accuracy"] == pytest.approx(evaluation.accuracy)
+    figures = {a.path for a in client.list_artifacts(evaluation.run_id, "figures")}
+    assert {
+        "figures/confusion_test.png",
+        "figures/tsne_test_2d.png",
+        "figures/tsne_test_3d.png",
+    } <= figures
+    version = client.get_model_version_by_alias("nsynth-tiny", "champion")
+    assert version.tags["run_id"] == best.user_attrs[RUN_ATTR]
+    assert client.get_run(outcome.parent_run_id).data.tags[EVALUATED_TAG] == evaluation.run_id
+    assert "seed baseline (trial 0)" in format_summary(opt, evaluation)
+
+    # A second look at test is refused, and the refusal is logged.
+    with pytest.raises(UserError, match="already evaluated"):
+        evaluate_study(study)
+    refused = [
+        r for r in children(study, outcome.parent_run_id) if r.data.tags.get("state") == "REFUSED"
+    ]
+    assert len(refused) == 1
+
+    # Rerunning with a larger budget continues the same study: nothing lost or repeated.
+    first_params = [t.params for t in opt.trials]
+    bigger = load_study_config(path, ["n_trials=4"])
+    resumed = run_sweep(bigger, path)
+    assert resumed.parent_run_id == outcome.parent_run_id
+    assert len(resumed.study.trials) == 4
+    assert [t.number for t in resumed.study.trials] == [0, 1, 2, 3]
+    assert [t.params for t in resumed.study.trials[:3]] == first_params
+
+
+class Interrupt(keras.callbacks.Callback):
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        raise KeyboardInterrupt("simulated Ctrl-C")
+
+
+def test_an_interrupted_trial_is_failed_not_running(
+    tiny_corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write_study(tmp_path, tiny_corpus, n_trials=2)
+    study = load_study_config(path)
+    real = study_module.KerasPruningCallback
+
+    def interrupt_trial_1(trial: optuna.Trial, monitor: str) -> keras.callbacks.Callback:
+        return Interrupt() if trial.number == 1 else real(trial, monitor)
+
+    monkeypatch.setattr(study_module, "KerasPruningCallback", interrupt_trial_1)
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep(study, path)
+    opt = load_study(study, base_config(study))
+    assert [t.state for t in opt.trials] == [TrialState.COMPLETE, TrialState.FAIL]
+    client = open_store(base_config(study).tracking)
+    killed = client.get_run(opt.trials[1].user_attrs[RUN_ATTR])
+    assert killed.info.status == "FAILED" and killed.data.tags["state"] == "INTERRUPTED"
+
+    monkeypatch.setattr(study_module, "KerasPruningCallback", real)
+    resumed = run_sweep(study, path)
+    states = [t.state for t in resumed.study.trials]
+    assert states == [TrialState.COMPLETE, TrialState.FAIL, TrialState.COMPLETE]
