@@ -13,6 +13,10 @@ CONFIG ?= configs/baseline.yaml
 EXPERIMENT ?= experiments/default.yaml
 CORPUS ?= configs/corpus.yaml
 WORKERS ?= 1
+# Extra study overrides for sweep/evaluate, e.g. ARGS="n_trials=4 name=quick"
+ARGS ?=
+# Benchmarks to run (default: all), e.g. BENCH="pipeline features"
+BENCH ?=
 # Any further key=value words on the command line are config overrides, e.g.
 #   make train CONFIG=configs/baseline.yaml model.first_kernel=[3,3]
 OVERRIDES := $(filter %,$(foreach v,$(.VARIABLES),$(if $(findstring command line,$(origin $(v))),$(if $(findstring .,$(v)),$(v)=$($(v))))))
@@ -36,10 +40,10 @@ train: $(STAMP)
 	$(CLI) train --config $(CONFIG) $(OVERRIDES)
 
 sweep: $(STAMP)
-	$(CLI) sweep --experiment $(EXPERIMENT) --workers $(WORKERS)
+	$(CLI) sweep --experiment $(EXPERIMENT) --workers $(WORKERS) $(ARGS)
 
 evaluate: $(STAMP)
-	$(CLI) evaluate --experiment $(EXPERIMENT) $(if $(FORCE),--force)
+	$(CLI) evaluate --experiment $(EXPERIMENT) $(if $(FORCE),--force) $(ARGS)
 
 reproduce: $(STAMP)
 	$(CLI) reproduce --run-id $(RUN_ID)
@@ -57,7 +61,7 @@ docs: $(STAMP)
 	$(CLI) docs --experiment $(EXPERIMENT) --out docs
 
 bench: $(STAMP)
-	$(PY) -m benchmarks
+	$(PY) -m benchmarks $(BENCH)
 
 test: $(STAMP)
 	$(PY) -m pytest -q

@@ -14,8 +14,12 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from nsynth_research.errors import UserError
+
+if TYPE_CHECKING:
+    from nsynth_research.config import TrackingConfig
 
 DEFAULT_CORPUS = Path("configs/corpus.yaml")
 
@@ -112,7 +116,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def tracking_from(args: argparse.Namespace):
+def tracking_from(args: argparse.Namespace) -> TrackingConfig:
     from nsynth_research.config import TrackingConfig
 
     return TrackingConfig(uri=args.tracking_uri, store=args.store)
@@ -165,6 +169,15 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     study = load_study_config(args.experiment)
     storage = storage_url(study, base_config(study))
     return _serve(dashboard_command(storage, args.port), "optuna-dashboard", args.port)
+
+
+def cmd_docs(args: argparse.Namespace) -> int:
+    from nsynth_research.config import load_study_config
+    from nsynth_research.docs import export_docs
+
+    for path in export_docs(load_study_config(args.experiment), args.out):
+        print(f"wrote {path}")
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -244,6 +257,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--experiment", **experiment)
     p.add_argument("--port", type=int, default=8080)
     p.set_defaults(func=cmd_dashboard)
+
+    p = sub.add_parser("docs", help="export a study's figures and results into docs/")
+    p.add_argument("--experiment", **experiment)
+    p.add_argument("--out", type=Path, default=Path("docs"))
+    p.set_defaults(func=cmd_docs)
     return parser
 
 

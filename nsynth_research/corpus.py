@@ -1,15 +1,23 @@
 """Rendering the embedded default corpus ("nsynth-gm") from General MIDI SoundFonts.
 
-NSynth itself was made by playing sampled instruments at every pitch and velocity, holding
-each note 3 s and releasing it for 1 s; this does the same with SoundFont presets, so the
-project runs end to end with nothing downloaded. Each preset of each SoundFont is one
-instrument; splits are instrument-disjoint, and presets of one GM program in SoundFonts that
-share samples (one "library") always land in the same split, or the test set would hear
+NSynth was made by playing sampled instruments at every pitch and velocity, holding each
+note 3 s and releasing it for 1 s; this does the same with SoundFont presets, so the
+project runs end to end with nothing downloaded. Each bank-0 preset of each SoundFont whose
+GM program maps to an NSynth family is one instrument. Splits are instrument-disjoint, and
+presets of one GM program in SoundFonts that share samples (one "library", see
+`CorpusConfig.libraries`) always land in the same split, or the test set would hear
 training samples.
 
-Rendering happens at 48 kHz and is decimated to 16 kHz, because rendering directly at 16 kHz
-aliases on high notes. It is idempotent and crash-safe: WAVs appear only complete (temp name
-+ rename), examples.json is written last, and a rerun with the same settings does nothing.
+Rendering happens at 48 kHz and is decimated 3:1 to 16 kHz, because rendering directly at
+16 kHz aliases on high notes. Levels differ by ~20 dB between SoundFonts, so each library
+gets one gain from a calibration pass; notes that still clip, and silent notes (keys outside
+a preset's sampled range), are dropped and counted.
+
+The render is idempotent and crash-safe: WAVs appear only complete (temp name + rename),
+examples.json is written last, `render.json` records the settings, a rerun with the same
+settings does nothing (or resumes an interrupted render), and a rerun with other settings
+into the same root is refused rather than mixing two corpora. A lock file serialises
+concurrent renders of one root (e.g. parallel sweep workers).
 """
 
 from __future__ import annotations
@@ -19,32 +27,52 @@ import json
 import logging
 import os
 import time
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import soundfile as sf
-from scipy.signal import resample_poly
+import soxr
+from scipy.signal import butter, sosfilt
 from tqdm.auto import tqdm
 
 from nsynth_research.config import NUM_SAMPLES, SAMPLE_RATE, CorpusConfig
 from nsynth_research.errors import DataError
 from nsynth_research.families import FAMILIES, gm_program_family
-from nsynth_research.nsynth import SPLITS, split_dir
+from nsynth_research.nsynth import SOURCES, SPLITS, format_listing, split_dir
 
 log = logging.getLogger(__name__)
 
 #: Bumped whenever rendering changes what a note sounds like, so old corpora are not reused.
-RENDER_VERSION = 1
+RENDER_VERSION = 2
 RENDER_RATE = 48_000
 HOLD_SECONDS, RELEASE_SECONDS = 3, 1
+#: Suffix of files being written; the reader only sees `*.wav`, and a rerun deletes these.
 TEMP_SUFFIX = ".partial"
-#: Typical notes peak here after the per-library gain (about -6 dBFS).
+LOCK_NAME = ".render.lock"
+MARKER_NAME = "render.json"
+#: The calibration pass renders every CALIBRATION_STRIDE-th planned note of each instrument
+#: and sets each library's gain so the CALIBRATION_QUANTILE of their peaks lands at
+#: TARGET_PEAK (about -6 dBFS): typical notes sit well below full scale, the loudest few
+#: percent may clip and are dropped.
+CALIBRATION_STRIDE = 5
+CALIBRATION_QUANTILE = 0.95
 TARGET_PEAK = 0.5
-#: Notes quieter than this (peak, after gain) are silence: keys outside a preset's samples.
+#: A note whose peak after gain stays below this (-60 dBFS, ~33 steps of 16-bit PCM) is
+#: silence: SoundFonts render nothing for keys outside a preset's sampled range.
 SILENT_PEAK = 1e-3
+#: Some SoundFont samples carry a DC offset (TimGM6mb's alto sax: a mean of ~0.05 at a peak
+#: of ~0.3), a cue no recorded NSynth note has; a 2nd-order high-pass at this frequency
+#: removes it and leaves the lowest NSynth pitch (27.5 Hz) within 0.1 dB.
+HIGHPASS_HZ = 10.0
+_HIGHPASS = butter(2, HIGHPASS_HZ, btype="highpass", fs=SAMPLE_RATE, output="sos")
 
-#: Plausible MIDI pitch range per family, inside NSynth's 21-108.
+#: Plausible MIDI pitch range per family, inside NSynth's 21-108: bass does not play at
+#: flute pitches, and notes far outside an instrument's range teach nothing useful.
 PITCH_RANGES: dict[str, tuple[int, int]] = {
     "bass": (28, 67),
     "brass": (40, 88),
@@ -59,23 +87,40 @@ PITCH_RANGES: dict[str, tuple[int, int]] = {
     "vocal": (48, 84),
 }
 
-#: Size presets: pitch step within each family range, velocities, and (tiny only) how many
-#: instruments per family and split are kept.
-SIZES: dict[str, dict] = {
-    "tiny": {"pitch_step": 6, "velocities": (100,), "per_split": 1},
-    "default": {"pitch_step": 3, "velocities": (75, 127), "per_split": None},
-    "full": {"pitch_step": 1, "velocities": (25, 50, 75, 100, 127), "per_split": None},
+
+@dataclass(frozen=True)
+class SizePreset:
+    """How much of each instrument is rendered."""
+
+    #: Every `pitch_step`-th pitch of the family's range, starting at its low end.
+    pitch_step: int
+    #: MIDI velocities, from NSynth's {25, 50, 75, 100, 127}.
+    velocities: tuple[int, ...]
+    #: Keep at most this many instruments per (family, split); None keeps all.
+    per_split: int | None
+
+
+#: tiny: tests; one instrument per family and split, so every split has every family, ~190
+#: notes, rendered in seconds. default: ~3,100 notes from TimGM6mb.sf2 (every 3rd pitch, a
+#: soft and a hard velocity), small enough for several CNN trials of a 20-minute sweep on two
+#: cores. full: NSynth's own grid, every pitch and all five velocities.
+SIZES: dict[str, SizePreset] = {
+    "tiny": SizePreset(pitch_step=10, velocities=(100,), per_split=1),
+    "default": SizePreset(pitch_step=3, velocities=(75, 127), per_split=None),
+    "full": SizePreset(pitch_step=1, velocities=(25, 50, 75, 100, 127), per_split=None),
 }
 
-#: GM programs rendered by electronic or synthetic means; everything else is acoustic.
-ELECTRONIC = {4, 5, 16, 17, 18, 26, 27, 28, 29, 30, 31, 33, 34, 35, 36, 37}
-SYNTHETIC = {38, 39, *range(80, 88)}
+#: NSynth's sources: acoustic (the default), electronic (pickups, electric organs and
+#: pianos) and synthetic (synthesizers). GM programs by source:
+ELECTRONIC_PROGRAMS = frozenset({4, 5, 7, 16, 17, 18, *range(26, 32), *range(33, 38)})
+SYNTHETIC_PROGRAMS = frozenset({38, 39, *range(80, 88)})
 
 
 def program_source(program: int) -> str:
-    if program in SYNTHETIC:
+    """NSynth source name of a GM program."""
+    if program in SYNTHETIC_PROGRAMS:
         return "synthetic"
-    return "electronic" if program in ELECTRONIC else "acoustic"
+    return "electronic" if program in ELECTRONIC_PROGRAMS else "acoustic"
 
 
 def default_soundfont() -> Path:
@@ -87,34 +132,47 @@ def default_soundfont() -> Path:
 
 @dataclass(frozen=True)
 class Instrument:
-    """One preset of one SoundFont, named the NSynth way."""
+    """One preset of one SoundFont, named the NSynth way and assigned to a split."""
 
     soundfont: Path
     library: str
     program: int
+    preset_index: int
     preset_name: str
     family: str
     source: str
     instrument_str: str
-    index: int
     split: str
+
+    @property
+    def group(self) -> tuple[str, int]:
+        """Presets sharing samples: they must share a split."""
+        return (self.library, self.program)
 
 
 @dataclass
 class CorpusSummary:
+    """What a corpus holds, and what the last `render_corpus` call did."""
+
     root: Path
+    #: split -> family name -> note count (families without notes are left out).
     notes: dict[str, dict[str, int]]
+    #: split -> number of instruments.
     instruments: dict[str, int]
     dropped_silent: int = 0
     dropped_clipped: int = 0
+    #: Wall time of the call (near 0 when the corpus was already complete).
     seconds: float = 0.0
+    #: Notes rendered by this call (0 when the corpus was up to date).
     rendered: int = 0
     soundfonts: list[str] = field(default_factory=list)
 
     def format_table(self) -> str:
-        width = max(len(f) for f in FAMILIES)
-        lines = [f"corpus {self.root} ({', '.join(self.soundfonts)})"]
-        lines.append(f"{'family':<{width}} " + " ".join(f"{s:>7}" for s in SPLITS))
+        width = max(len(f) for f in (*FAMILIES, "instruments"))
+        head = f"corpus {self.root}" + (
+            f" ({', '.join(self.soundfonts)})" if self.soundfonts else ""
+        )
+        lines = [head, f"{'family':<{width}} " + " ".join(f"{s:>7}" for s in SPLITS)]
         for family in FAMILIES:
             counts = [self.notes.get(s, {}).get(family, 0) for s in SPLITS]
             lines.append(f"{family:<{width}} " + " ".join(f"{c:>7}" for c in counts))
@@ -124,10 +182,11 @@ class CorpusSummary:
             f"{'instruments':<{width}} "
             + " ".join(f"{self.instruments.get(s, 0):>7}" for s in SPLITS)
         )
-        lines.append(
-            f"rendered {self.rendered} notes in {self.seconds:.1f} s; dropped "
-            f"{self.dropped_silent} silent and {self.dropped_clipped} clipped"
-        )
+        dropped = f"dropped {self.dropped_silent} silent and {self.dropped_clipped} clipped notes"
+        if self.rendered:
+            lines.append(f"rendered {self.rendered} notes in {self.seconds:.1f} s; {dropped}")
+        else:
+            lines.append(f"up to date, nothing rendered ({self.seconds:.1f} s); {dropped}")
         return "\n".join(lines)
 
 
@@ -136,33 +195,46 @@ class CorpusSummary:
 
 def _soundfonts(config: CorpusConfig) -> list[Path]:
     paths = [Path(p) for p in config.soundfonts] or [default_soundfont()]
-    for path in paths:
-        if not path.is_file():
-            raise DataError(
-                f"SoundFont not found: {path}; fix `soundfonts` in the corpus config "
-                "(Debian's fluid-soundfont-gm puts FluidR3_GM.sf2 in /usr/share/sounds/sf2)"
-            )
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        raise DataError(
+            f"SoundFont not found: {', '.join(missing)}; fix `soundfonts` in the corpus config "
+            "(Debian's fluid-soundfont-gm installs /usr/share/sounds/sf2/FluidR3_GM.sf2), or "
+            "leave it empty for TimGM6mb.sf2 from pretty_midi"
+        )
+    names = [p.name for p in paths]
+    if len(set(names)) != len(names):
+        raise DataError(
+            f"SoundFont file names must be unique (they name the notes' `soundfont`): {names}"
+        )
     return paths
 
 
-def _load_soundfont(path: Path):
+def _load_soundfont(path: Path) -> Any:
     from tinysoundfont._tinysoundfont import SoundFont
 
     try:
         return SoundFont(str(path))
-    except Exception as exc:  # the binding raises bare Exception subclasses for bad files
-        raise DataError(f"{path}: not a readable SF2/SF3 SoundFont ({exc})") from None
+    except Exception as exc:  # the binding raises RuntimeError for unreadable files
+        raise DataError(
+            f"{path}: not a readable SF2/SF3 SoundFont ({exc}); check the file or remove it "
+            "from `soundfonts`"
+        ) from None
 
 
-def assign_splits(groups: dict[str, list[tuple[str, int]]], config: CorpusConfig) -> dict:
+def assign_splits(
+    groups: dict[str, list[tuple[str, int]]], config: CorpusConfig
+) -> dict[tuple[str, int], str]:
     """(library, program) groups of each family -> split, seeded and instrument-disjoint.
 
-    Every family keeps at least one group in train; valid and test get one each wherever the
-    family has the groups to spare, so they cover as many families as possible.
+    Every family keeps at least one group in train (a model cannot learn a family it never
+    hears); valid and test get one each wherever the family has groups to spare, so they
+    cover as many families as the instruments allow: 1 group -> train only, 2 -> train and
+    a seeded one of valid/test, >= 3 -> at least one each, otherwise by the fractions.
     """
     out: dict[tuple[str, int], str] = {}
     for f_index, family in enumerate(FAMILIES):
-        members = sorted(groups.get(family, []))
+        members = sorted(set(groups.get(family, [])))
         if not members:
             continue
         rng = np.random.default_rng([config.seed, f_index])
@@ -171,132 +243,183 @@ def assign_splits(groups: dict[str, list[tuple[str, int]]], config: CorpusConfig
         if n == 1:
             n_test = n_valid = 0
         elif n == 2:
-            n_test, n_valid = (1, 0) if f_index % 2 == 0 else (0, 1)
+            n_test = int(rng.integers(2))
+            n_valid = 1 - n_test
         else:
             n_test = max(1, round(n * config.test_fraction))
             n_valid = max(1, round(n * config.valid_fraction))
             while n - n_test - n_valid < 1:
-                n_valid, n_test = (
-                    (n_valid - 1, n_test) if n_valid >= n_test else (n_valid, n_test - 1)
-                )
+                if n_valid >= n_test:
+                    n_valid -= 1
+                else:
+                    n_test -= 1
         for i, group in enumerate(order):
             out[group] = "test" if i < n_test else "valid" if i < n_test + n_valid else "train"
     return out
 
 
 def plan_instruments(config: CorpusConfig) -> list[Instrument]:
-    """Every mapped melodic preset of every SoundFont, named and assigned to a split."""
+    """Every mapped melodic (bank 0) preset of every SoundFont, named and given a split.
+
+    Numbering (`<family>_<source>_<NNN>`) runs over all presets before the size preset
+    subsets them, so an instrument keeps its name across sizes.
+    """
     found = []
     for path in _soundfonts(config):
         sf2 = _load_soundfont(path)
         library = config.libraries.get(path.stem, path.stem)
         for program in range(128):
             family = gm_program_family(program)
-            index = sf2.get_preset_index(0, program)
-            if family is None or index < 0:
+            if family is None:
                 continue
-            found.append((path, library, program, sf2.get_preset_name(index), family, index))
+            index = sf2.get_preset_index(0, program)
+            if index < 0:
+                continue
+            found.append((path, library, program, index, sf2.get_preset_name(index), family))
     groups: dict[str, list[tuple[str, int]]] = {}
-    for _, library, program, _, family, _ in found:
-        if (library, program) not in groups.setdefault(family, []):
-            groups[family].append((library, program))
+    for _, library, program, _, _, family in found:
+        groups.setdefault(family, []).append((library, program))
     splits = assign_splits(groups, config)
     counters: dict[tuple[str, str], int] = {}
     instruments = []
-    for path, library, program, name, family, index in found:
+    for path, library, program, index, name, family in found:
         source = program_source(program)
         number = counters.get((family, source), 0)
         counters[(family, source)] = number + 1
-        token = "synth_lead" if family == "synth_lead" else family
         instruments.append(
             Instrument(
-                path,
-                library,
-                program,
-                name,
-                family,
-                source,
-                f"{token}_{source}_{number:03d}",
-                index,
-                splits[(library, program)],
+                soundfont=path,
+                library=library,
+                program=program,
+                preset_index=index,
+                preset_name=name,
+                family=family,
+                source=source,
+                instrument_str=f"{family}_{source}_{number:03d}",
+                split=splits[(library, program)],
             )
         )
-    per_split = SIZES[config.size]["per_split"]
+    per_split = SIZES[config.size].per_split
     if per_split is not None:
         kept: dict[tuple[str, str], int] = {}
-        small = []
+        subset = []
         for inst in instruments:
             key = (inst.family, inst.split)
             if kept.get(key, 0) < per_split:
                 kept[key] = kept.get(key, 0) + 1
-                small.append(inst)
-        instruments = small
+                subset.append(inst)
+        instruments = subset
     return instruments
 
 
 def note_plan(inst: Instrument, size: str) -> list[tuple[int, int]]:
+    """(pitch, velocity) pairs rendered for one instrument."""
     low, high = PITCH_RANGES[inst.family]
     preset = SIZES[size]
-    return [
-        (p, v) for p in range(low, high + 1, preset["pitch_step"]) for v in preset["velocities"]
-    ]
+    return [(p, v) for p in range(low, high + 1, preset.pitch_step) for v in preset.velocities]
 
 
 # ----------------------------------------------------------------------------- rendering
 
 
 class Renderer:
-    """Renders single notes of one SoundFont with the low-level mono path."""
+    """Renders single notes of one SoundFont through tinysoundfont's low-level mono path."""
 
     def __init__(self, path: Path) -> None:
         from tinysoundfont._tinysoundfont import OutputMode
 
         self.sf2 = _load_soundfont(path)
         self.mode = OutputMode.Mono
+        self.hold = np.zeros(RENDER_RATE * HOLD_SECONDS, dtype=np.float32)
+        self.release = np.zeros(RENDER_RATE * RELEASE_SECONDS, dtype=np.float32)
 
     def note(self, preset: int, pitch: int, velocity: int) -> np.ndarray:
-        """4 s at 16 kHz, unscaled. reset() first, or the last note's tail bleeds in."""
+        """4 s at 16 kHz, float32, before any gain.
+
+        reset() first, or the previous note's release tail bleeds in. reset() keeps the
+        output settings (tinysoundfont 0.3.7), but they are set again after it so the note
+        does not depend on that detail. What reset() leaves behind changes samples by ~1e-6,
+        below 16-bit resolution.
+        """
         self.sf2.reset()
         self.sf2.set_output(self.mode, RENDER_RATE, 0.0)
-        hold = np.zeros(RENDER_RATE * HOLD_SECONDS, dtype=np.float32)
-        release = np.zeros(RENDER_RATE * RELEASE_SECONDS, dtype=np.float32)
         self.sf2.note_on(preset, pitch, velocity / 127.0)
-        self.sf2.render(memoryview(hold).cast("B"))
+        self.sf2.render(memoryview(self.hold).cast("B"))
         self.sf2.note_off(preset, pitch)
-        self.sf2.render(memoryview(release).cast("B"))
-        audio = resample_poly(np.concatenate([hold, release]), 1, RENDER_RATE // SAMPLE_RATE)
-        return audio[:NUM_SAMPLES].astype(np.float32)
+        self.sf2.render(memoryview(self.release).cast("B"))
+        # soxr (librosa's resampler) band-limits and decimates 3:1 in ~0.5 ms per note.
+        audio = soxr.resample(
+            np.concatenate([self.hold, self.release]), RENDER_RATE, SAMPLE_RATE, quality="HQ"
+        )
+        return sosfilt(_HIGHPASS, audio[:NUM_SAMPLES]).astype(np.float32)
 
 
-def library_gains(instruments: list[Instrument], size: str) -> dict[str, float]:
-    """Per-library gain putting the 95th-percentile note peak at TARGET_PEAK (a calibration
-    pass over every 5th note: SoundFonts differ by 20 dB in level)."""
+def library_gains(
+    instruments: list[Instrument], size: str, *, progress: bool = False
+) -> dict[str, float]:
+    """Per-library linear gain from a calibration pass over every 5th planned note."""
     peaks: dict[str, list[float]] = {}
     renderers: dict[Path, Renderer] = {}
-    for inst in instruments:
-        renderer = renderers.setdefault(inst.soundfont, Renderer(inst.soundfont))
-        for pitch, velocity in note_plan(inst, size)[::5]:
-            peak = float(np.abs(renderer.note(inst.index, pitch, velocity)).max())
-            if peak > 0:
-                peaks.setdefault(inst.library, []).append(peak)
-    return {lib: TARGET_PEAK / float(np.quantile(p, 0.95)) for lib, p in peaks.items()}
+    jobs = [
+        (inst, pitch, velocity)
+        for inst in instruments
+        for pitch, velocity in note_plan(inst, size)[::CALIBRATION_STRIDE]
+    ]
+    for inst, pitch, velocity in tqdm(
+        jobs, desc="calibrating gain", unit="note", disable=not progress
+    ):
+        if inst.soundfont not in renderers:
+            renderers[inst.soundfont] = Renderer(inst.soundfont)
+        peak = float(
+            np.abs(renderers[inst.soundfont].note(inst.preset_index, pitch, velocity)).max()
+        )
+        if peak > 0:
+            peaks.setdefault(inst.library, []).append(peak)
+    gains = {
+        lib: TARGET_PEAK / float(np.quantile(p, CALIBRATION_QUANTILE)) for lib, p in peaks.items()
+    }
+    for lib in {inst.library for inst in instruments} - set(gains):
+        gains[lib] = 1.0  # every calibration note silent: its notes will be dropped anyway
+    return gains
 
 
-def _settings(config: CorpusConfig, soundfonts: list[Path]) -> dict:
-    def identity(path: Path) -> str:
-        with path.open("rb") as handle:
-            return f"{path.stat().st_size}:{hashlib.sha256(handle.read(1 << 20)).hexdigest()[:16]}"
+def _file_identity(path: Path) -> dict[str, Any]:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 22), b""):
+            digest.update(block)
+    return {"name": path.name, "bytes": path.stat().st_size, "sha256": digest.hexdigest()}
 
+
+def _settings(config: CorpusConfig, soundfonts: list[Path]) -> dict[str, Any]:
+    """Everything that decides the corpus's content, as it reads back from render.json.
+
+    SoundFonts are identified by name and content, not path, so a moved file or a
+    re-created virtualenv does not invalidate a corpus.
+    """
     tree = config.model_dump(mode="json")
     tree.pop("root")
-    tree["soundfonts"] = {str(p): identity(p) for p in soundfonts}
+    tree["soundfonts"] = [_file_identity(p) for p in soundfonts]
     settings = {
         "render_version": RENDER_VERSION,
+        "renderer": f"tinysoundfont {metadata.version('tinysoundfont')}",
         "config": tree,
-        "sizes": SIZES[config.size],
+        "size": asdict(SIZES[config.size]),
         "pitch_ranges": PITCH_RANGES,
+        "sources": {
+            "electronic": sorted(ELECTRONIC_PROGRAMS),
+            "synthetic": sorted(SYNTHETIC_PROGRAMS),
+        },
+        "render": {
+            "rate": RENDER_RATE,
+            "hold_seconds": HOLD_SECONDS,
+            "release_seconds": RELEASE_SECONDS,
+            "calibration": [CALIBRATION_STRIDE, CALIBRATION_QUANTILE, TARGET_PEAK],
+            "silent_peak": SILENT_PEAK,
+            "highpass_hz": HIGHPASS_HZ,
+        },
     }
-    return json.loads(json.dumps(settings))  # the form it has when read back from render.json
+    return json.loads(json.dumps(settings))
 
 
 def _write_json(path: Path, data: object) -> None:
@@ -305,11 +428,25 @@ def _write_json(path: Path, data: object) -> None:
     os.replace(tmp, path)
 
 
-def _entry(inst: Instrument, pitch: int, velocity: int, note_id: int) -> dict:
+def _read_examples(path: Path) -> dict[str, dict[str, Any]]:
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise DataError(
+            f"{path} is missing: the corpus is incomplete; run `make data` again"
+        ) from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DataError(
+            f"{path} is not valid JSON ({exc}); delete the corpus folder and render it again"
+        ) from None
+
+
+def _entry(inst: Instrument, pitch: int, velocity: int, note_id: int) -> dict[str, Any]:
+    """An examples.json entry: NSynth's fields (qualities unknown: all zero) plus provenance."""
     return {
         "note": note_id,
         "note_str": f"{inst.instrument_str}-{pitch:03d}-{velocity:03d}",
-        "instrument": -1,  # filled once all instruments are known
+        "instrument": -1,  # set once every instrument is known
         "instrument_str": inst.instrument_str,
         "pitch": pitch,
         "velocity": velocity,
@@ -318,7 +455,7 @@ def _entry(inst: Instrument, pitch: int, velocity: int, note_id: int) -> dict:
         "qualities_str": [],
         "instrument_family": FAMILIES.index(inst.family),
         "instrument_family_str": inst.family,
-        "instrument_source": ["acoustic", "electronic", "synthetic"].index(inst.source),
+        "instrument_source": SOURCES[inst.source],
         "instrument_source_str": inst.source,
         "soundfont": inst.soundfont.name,
         "library": inst.library,
@@ -328,117 +465,229 @@ def _entry(inst: Instrument, pitch: int, velocity: int, note_id: int) -> dict:
     }
 
 
-def summarize(root: Path, **extra: object) -> CorpusSummary:
+def summarize(root: Path, **extra: Any) -> CorpusSummary:
     """Notes per split and family, instruments per split, from the written examples.json."""
     notes: dict[str, dict[str, int]] = {}
     instruments: dict[str, int] = {}
     fonts: set[str] = set()
     for split in SPLITS:
-        examples = json.loads((split_dir(root, split) / "examples.json").read_text())
+        examples = _read_examples(split_dir(root, split) / "examples.json")
         counts: dict[str, int] = {}
         for entry in examples.values():
-            counts[entry["instrument_family_str"]] = (
-                counts.get(entry["instrument_family_str"], 0) + 1
-            )
-            fonts.add(entry.get("soundfont", "?"))
-        notes[split] = counts
+            family = entry["instrument_family_str"]
+            counts[family] = counts.get(family, 0) + 1
+            if "soundfont" in entry:
+                fonts.add(entry["soundfont"])
+        notes[split] = {f: counts[f] for f in FAMILIES if f in counts}
         instruments[split] = len({e["instrument_str"] for e in examples.values()})
     return CorpusSummary(
-        root=root, notes=notes, instruments=instruments, soundfonts=sorted(fonts), **extra
-    )  # type: ignore[arg-type]
+        root=Path(root), notes=notes, instruments=instruments, soundfonts=sorted(fonts), **extra
+    )
 
 
-def assert_instrument_disjoint(root: Path) -> None:
-    """No instrument, and no (library, program) sample group, may sit in two splits."""
-    seen: dict[str, str] = {}
+def assert_instrument_disjoint(root: Path | str) -> None:
+    """Raise DataError if an instrument, or a (library, program) sample group, sits in two
+    splits: validation and test accuracy would then measure memorised instruments."""
+    root = Path(root)
+    seen: dict[str, set[str]] = {}
     for split in SPLITS:
-        examples = json.loads((split_dir(root, split) / "examples.json").read_text())
-        keys = {e["instrument_str"] for e in examples.values()}
-        keys |= {
-            f"{e['library']}/program {e['program']}" for e in examples.values() if "library" in e
-        }
-        for key in keys:
-            other = seen.setdefault(key, split)
-            if other != split:
-                raise DataError(
-                    f"{root}: {key} appears in both {other} and {split}; splits must be "
-                    "instrument-disjoint. Re-render the corpus into an empty root."
-                )
+        for entry in _read_examples(split_dir(root, split) / "examples.json").values():
+            seen.setdefault(f"instrument {entry['instrument_str']}", set()).add(split)
+            if "library" in entry and "program" in entry:
+                group = f"library {entry['library']} program {entry['program']}"
+                seen.setdefault(group, set()).add(split)
+    leaks = sorted(
+        f"{key} ({' and '.join(s for s in SPLITS if s in splits)})"
+        for key, splits in seen.items()
+        if len(splits) > 1
+    )
+    if leaks:
+        raise DataError(
+            f"{root}: splits are not instrument-disjoint, {len(leaks)} instrument(s) or sample "
+            f"group(s) appear in more than one split: {format_listing(leaks)}. Delete the "
+            "corpus folder and render it again (or fix the examples.json files)."
+        )
+
+
+def _complete(root: Path) -> bool:
+    """Every examples.json present and every note it lists has its WAV."""
+    for split in SPLITS:
+        directory = split_dir(root, split)
+        meta = directory / "examples.json"
+        if not meta.is_file() or not (directory / "audio").is_dir():
+            return False
+        with os.scandir(directory / "audio") as entries:
+            present = {e.name[:-4] for e in entries if e.name.endswith(".wav")}
+        if not set(_read_examples(meta)) <= present:
+            return False
+    return True
+
+
+def _refuse_foreign(root: Path) -> None:
+    """A non-empty root that is not a rendered corpus (say, a real NSynth download) is
+    never written into."""
+    if not root.is_dir() or (root / MARKER_NAME).is_file():
+        return
+    ours = {LOCK_NAME, MARKER_NAME + TEMP_SUFFIX}
+    other = sorted(p.name for p in root.iterdir() if p.name not in ours)
+    if other:
+        raise DataError(
+            f"{root} exists and is not a rendered corpus (no {MARKER_NAME}; it holds "
+            f"{format_listing(other)}); choose an empty or new corpus root"
+        )
+
+
+@contextmanager
+def _locked(root: Path) -> Iterator[None]:
+    """Exclusive lock on the corpus root for the whole render: concurrent workers wait,
+    then find the corpus complete."""
+    import fcntl
+
+    with (root / LOCK_NAME).open("w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log.info("waiting for another process rendering %s", root)
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _read_marker(root: Path) -> dict[str, Any] | None:
+    marker = root / MARKER_NAME
+    if not marker.is_file():
+        return None
+    try:
+        data = json.loads(marker.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        data = None
+    if not isinstance(data, dict) or "settings" not in data:
+        raise DataError(f"{marker} is damaged; delete the corpus folder {root} and render it again")
+    return data
 
 
 def render_corpus(config: CorpusConfig, *, progress: bool = True) -> CorpusSummary:
-    """Render (or resume, or confirm up to date) the corpus described by `config`."""
-    root = Path(config.root)
-    soundfonts = _soundfonts(config)
-    settings = _settings(config, soundfonts)
-    marker = root / "render.json"
-    if marker.is_file():
-        previous = json.loads(marker.read_text())
-        if previous.get("settings") != settings:
-            raise DataError(
-                f"{root} holds a corpus rendered with other settings ({marker}); choose another "
-                "corpus root or delete that folder to re-render"
-            )
-        if previous.get("complete"):
-            assert_instrument_disjoint(root)
-            return summarize(root)
-    elif root.exists() and any(root.iterdir()):
-        raise DataError(f"{root} exists and is not a rendered corpus; choose an empty corpus root")
-    root.mkdir(parents=True, exist_ok=True)
-    _write_json(marker, {"settings": settings, "complete": False})
-
+    """Render the corpus described by `config`, resume an interrupted render, or confirm
+    that it is complete (then nothing is rendered and the call takes well under a second)."""
     start = time.perf_counter()
+    root = Path(config.root)
+    settings = _settings(config, _soundfonts(config))
+    _refuse_foreign(root)
+    root.mkdir(parents=True, exist_ok=True)
+    with _locked(root):
+        marker = _read_marker(root)
+        if marker is not None and marker["settings"] != settings:
+            raise DataError(
+                f"{root} holds a corpus rendered with other settings (see {root / MARKER_NAME}:"
+                " size, seed, fractions, SoundFonts or renderer differ); choose another corpus "
+                "root, or delete that folder to re-render it"
+            )
+        if marker is not None and marker.get("complete") and _complete(root):
+            assert_instrument_disjoint(root)
+            return summarize(
+                root,
+                dropped_silent=int(marker.get("dropped_silent", 0)),
+                dropped_clipped=int(marker.get("dropped_clipped", 0)),
+                seconds=time.perf_counter() - start,
+            )
+        return _render(config, root, settings, marker, progress, start)
+
+
+def _render(
+    config: CorpusConfig,
+    root: Path,
+    settings: dict[str, Any],
+    marker: dict[str, Any] | None,
+    progress: bool,
+    start: float,
+) -> CorpusSummary:
     instruments = plan_instruments(config)
-    gains = library_gains(instruments, config.size)
-    renderers: dict[Path, Renderer] = {}
-    entries: dict[str, dict[str, dict]] = {s: {} for s in SPLITS}
-    total = sum(len(note_plan(i, config.size)) for i in instruments)
-    silent = clipped = rendered = 0
+    if not instruments:
+        raise DataError(
+            f"no General MIDI melodic presets (bank 0, programs of NSynth's families) in "
+            f"{', '.join(str(p) for p in _soundfonts(config))}; use General MIDI SoundFonts"
+        )
+    # Gains are kept from the interrupted attempt so resumed notes match the earlier ones.
+    gains = (marker or {}).get("gains") or library_gains(
+        instruments, config.size, progress=progress
+    )
+    marker_path = root / MARKER_NAME
+    _write_json(marker_path, {"settings": settings, "complete": False, "gains": gains})
     for split in SPLITS:
         audio_dir = split_dir(root, split) / "audio"
         audio_dir.mkdir(parents=True, exist_ok=True)
         for stale in audio_dir.glob(f"*{TEMP_SUFFIX}"):
             stale.unlink()
-    bar = tqdm(total=total, desc="rendering notes", unit="note", disable=not progress)
-    note_id = 0
-    for inst in instruments:
-        renderer = renderers.setdefault(inst.soundfont, Renderer(inst.soundfont))
-        audio_dir = split_dir(root, inst.split) / "audio"
-        for pitch, velocity in note_plan(inst, config.size):
-            bar.update()
-            entry = _entry(inst, pitch, velocity, note_id)
-            note_id += 1
-            final = audio_dir / f"{entry['note_str']}.wav"
-            if not final.is_file():
-                audio = renderer.note(inst.index, pitch, velocity) * gains.get(inst.library, 1.0)
-                peak = float(np.abs(audio).max())
-                if peak < SILENT_PEAK:
-                    silent += 1
-                    continue
-                if peak >= 1.0:
-                    clipped += 1
-                    continue
-                tmp = final.with_name(final.name + TEMP_SUFFIX)
-                sf.write(tmp, audio, SAMPLE_RATE, subtype="PCM_16", format="WAV")
-                os.replace(tmp, final)
-                rendered += 1
-            entries[inst.split][entry["note_str"]] = entry
-    bar.close()
+
+    renderers: dict[Path, Renderer] = {}
+    entries: dict[str, dict[str, dict[str, Any]]] = {s: {} for s in SPLITS}
+    plans = [(inst, note_plan(inst, config.size)) for inst in instruments]
+    silent = clipped = rendered = note_id = 0
+    with tqdm(
+        total=sum(len(p) for _, p in plans),
+        desc="rendering notes",
+        unit="note",
+        disable=not progress,
+    ) as bar:
+        for inst, plan in plans:
+            audio_dir = split_dir(root, inst.split) / "audio"
+            for pitch, velocity in plan:
+                bar.update()
+                entry = _entry(inst, pitch, velocity, note_id)
+                note_id += 1
+                final = audio_dir / f"{entry['note_str']}.wav"
+                if not final.is_file():
+                    if inst.soundfont not in renderers:
+                        renderers[inst.soundfont] = Renderer(inst.soundfont)
+                    audio = renderers[inst.soundfont].note(inst.preset_index, pitch, velocity)
+                    audio *= gains[inst.library]
+                    peak = float(np.abs(audio).max())
+                    if peak < SILENT_PEAK:
+                        silent += 1
+                        log.debug("dropped silent note %s (peak %.2g)", entry["note_str"], peak)
+                        continue
+                    if peak >= 1.0:
+                        clipped += 1
+                        log.debug("dropped clipped note %s (peak %.2f)", entry["note_str"], peak)
+                        continue
+                    tmp = final.with_name(final.name + TEMP_SUFFIX)
+                    pcm = np.round(audio * 32767).astype(np.int16)  # faster than libsndfile's
+                    sf.write(tmp, pcm, SAMPLE_RATE, subtype="PCM_16", format="WAV")
+                    os.replace(tmp, final)
+                    rendered += 1
+                entries[inst.split][entry["note_str"]] = entry
+
     index = {name: i for i, name in enumerate(sorted({i.instrument_str for i in instruments}))}
     for split in SPLITS:
         for entry in entries[split].values():
             entry["instrument"] = index[entry["instrument_str"]]
         _write_json(split_dir(root, split) / "examples.json", entries[split])
     assert_instrument_disjoint(root)
-    _write_json(marker, {"settings": settings, "complete": True, "gains": gains})
+    _write_json(
+        marker_path,
+        {
+            "settings": settings,
+            "complete": True,
+            "gains": gains,
+            "dropped_silent": silent,
+            "dropped_clipped": clipped,
+        },
+    )
     seconds = time.perf_counter() - start
     log.info(
-        "rendered %d notes in %.1f s; dropped %d silent, %d clipped",
+        "rendered %d notes into %s in %.1f s; dropped %d silent and %d clipped notes",
         rendered,
+        root,
         seconds,
         silent,
         clipped,
     )
-    return summarize(
+    summary = summarize(
         root, dropped_silent=silent, dropped_clipped=clipped, seconds=seconds, rendered=rendered
     )
+    absent = [f for f in FAMILIES if f not in summary.notes["train"]]
+    if absent:
+        log.warning("families without train notes in %s: %s", root, ", ".join(absent))
+    return summary

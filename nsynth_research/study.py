@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import keras
 import matplotlib.pyplot as plt
 import optuna
 from mlflow.entities import RunStatus
@@ -41,6 +42,7 @@ from nsynth_research.tracking import (
     experiment_id,
     open_store,
     tracked_training,
+    tracking_uri,
 )
 from nsynth_research.training import PreparedData, prepare_data
 
@@ -192,11 +194,18 @@ def storage_url(study: StudyConfig, base: RunConfig) -> str:
 
 def open_storage(url: str) -> optuna.storages.BaseStorage:
     """RDB storage with heartbeats, so a trial whose process was killed is failed later."""
+    with warnings.catch_warnings():
+        # Heartbeats are flagged experimental; they are what fails a killed worker's trial.
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return _rdb_storage(url)
+
+
+def _rdb_storage(url: str) -> optuna.storages.RDBStorage:
     return optuna.storages.RDBStorage(
         url,
         heartbeat_interval=HEARTBEAT,
         grace_period=GRACE,
-        failed_trial_callback=close_failed_trial_run,
+        heartbeat_stale_trial_callback=close_failed_trial_run,
         engine_kwargs={"connect_args": {"timeout": 60}} if url.startswith("sqlite") else None,
     )
 
@@ -270,9 +279,26 @@ class _RunIdRecorder:
         self.trial.set_user_attr("mlflow_tracking_uri", self.uri)
 
 
-def objective(ctx: StudyContext, trial: optuna.Trial) -> float:
-    from nsynth_research.tracking import tracking_uri
+class _EpochProgress(keras.callbacks.Callback):
+    """One log line per epoch, naming the trial, so a long sweep shows where it is."""
 
+    def __init__(self, trial: int, epochs: int) -> None:
+        super().__init__()
+        self.trial, self.epochs = trial, epochs
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        logs = logs or {}
+        log.info(
+            "trial %d epoch %d/%d: train loss %.3f, val accuracy %.4f",
+            self.trial,
+            epoch + 1,
+            self.epochs,
+            logs.get("loss", float("nan")),
+            logs.get("val_accuracy", float("nan")),
+        )
+
+
+def objective(ctx: StudyContext, trial: optuna.Trial) -> float:
     params = suggest(trial, ctx.study.search_space)
     config = trial_config(ctx.base, ctx.study.search_space, params)
     tracked = tracked_training(
@@ -282,7 +308,10 @@ def objective(ctx: StudyContext, trial: optuna.Trial) -> float:
         experiment=study_experiment(ctx.study),
         run_name=f"trial {trial.number}",
         tags={STUDY_TAG: ctx.study.name, TRIAL_TAG: str(trial.number)},
-        callbacks=[KerasPruningCallback(trial, "val_accuracy")],
+        callbacks=[
+            _EpochProgress(trial.number, config.training.epochs),
+            KerasPruningCallback(trial, "val_accuracy"),
+        ],
         pruned=(optuna.TrialPruned,),
         on_start=_RunIdRecorder(trial, tracking_uri(config.tracking)),
         verbose=0,
@@ -499,18 +528,20 @@ def log_study_artifacts(opt: optuna.Study, base: RunConfig, parent_run_id: str) 
     ):
         plots["param_importances"] = ovm.plot_param_importances
     for name, plot in plots.items():
-        try:
-            with warnings.catch_warnings():
-                # Optuna flags its matplotlib plots experimental; the figures are what we need.
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                warnings.simplefilter("ignore", UserWarning)
+        with warnings.catch_warnings():
+            # Optuna flags its matplotlib plots experimental and its axes defeat tight_layout's
+            # check; neither changes the picture.
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            warnings.simplefilter("ignore", UserWarning)
+            try:
                 ax = plot(opt)
-        except (ValueError, RuntimeError) as exc:  # e.g. too few trials for the plot
-            log.warning("skipped study plot %s: %s", name, exc)
-            continue
-        fig = (ax.flat[0] if hasattr(ax, "flat") else ax).figure
-        fig.set_size_inches(max(fig.get_size_inches()[0], 9), max(fig.get_size_inches()[1], 5))
-        fig.tight_layout()
+            except (ValueError, RuntimeError) as exc:  # e.g. too few trials for the plot
+                log.warning("skipped study plot %s: %s", name, exc)
+                continue
+            fig = (ax.flat[0] if hasattr(ax, "flat") else ax).figure
+            width, height = fig.get_size_inches()
+            fig.set_size_inches(max(width, 9), max(height, 5))
+            fig.tight_layout()
         client.log_figure(parent_run_id, fig, f"figures/{name}.png")
         plt.close(fig)
     states = [t.state for t in opt.trials]

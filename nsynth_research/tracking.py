@@ -259,9 +259,17 @@ def log_keras_model(model: keras.Model) -> str:
     """Log the model with pinned requirements (skips MLflow's slow requirement inference)."""
     import tensorflow as tf
 
+    from mlflow.models import ModelSignature
+    from mlflow.types import Schema, TensorSpec
+
+    signature = ModelSignature(
+        inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, *model.input_shape[1:]))]),
+        outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, model.output_shape[-1]))]),
+    )
     info = mlflow.keras.log_model(
         model,
         name=MODEL_NAME,
+        signature=signature,
         pip_requirements=[f"tensorflow=={tf.__version__}", f"keras=={keras.__version__}"],
     )
     mlflow.set_tag("model_uri", info.model_uri)

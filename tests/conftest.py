@@ -24,3 +24,28 @@ def tiny_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("corpus") / "nsynth-gm"
     render_corpus(CorpusConfig(root=root, size="tiny"), progress=False)
     return root
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tiny_corpus: Path, tmp_path_factory: pytest.TempPathFactory):
+    """(config, run id) of one small tracked training run on the tiny corpus, shared read-only."""
+    from nsynth_research.config import load_config
+    from nsynth_research.tracking import tracked_training
+    from nsynth_research.training import prepare_data
+
+    store = tmp_path_factory.mktemp("store") / "mlruns"
+    config = load_config(
+        None,
+        [
+            f"data.root={tiny_corpus}",
+            f"tracking.store={store}",
+            "tracking.experiment=shared",
+            "model.filters=[16,16,32]",
+            "model.dense=[32,32]",
+            "training.epochs=2",
+            "optimizer.name=adam",
+            "optimizer.learning_rate=0.001",
+        ],
+    )
+    tracked = tracked_training(config, prepare_data(config, progress=False), verbose=0)
+    return config, tracked.run_id

@@ -16,6 +16,7 @@ from nsynth_research import study as study_module
 from nsynth_research.config import StudyConfig, load_study_config
 from nsynth_research.errors import UserError
 from nsynth_research.evaluation import EVALUATED_TAG, evaluate_study, format_summary
+from nsynth_research.families import FAMILIES
 from nsynth_research.study import RUN_ATTR, base_config, load_study, run_sweep
 from nsynth_research.tracking import open_store
 
@@ -117,19 +118,7 @@ def test_study_end_to_end(
     )
     assert evaluation.trial == best.number
     assert 0.0 <= evaluation.interval[0] <= evaluation.accuracy <= evaluation.interval[1] <= 1.0
-    assert set(evaluation.per_class) <= {
-        "bass",
-        "brass",
-        "flute",
-        "guitar",
-        "keyboard",
-        "mallet",
-        "organ",
-        "reed",
-        "string",
-        "synth_lead",
-        "vocal",
-    }
+    assert set(evaluation.per_class) <= set(FAMILIES)
     run = client.get_run(evaluation.run_id)
     assert run.data.tags["evaluated_run_id"] == best.user_attrs[RUN_ATTR]
     assert run.data.metrics["test_accuracy"] == pytest.approx(evaluation.accuracy)

@@ -1,0 +1,103 @@
+"""1. Input pipeline vs ceiling vs a seed-style loader, training the seed model.
+
+Ceiling: the same normalised batches already in memory (nothing left to load). Seed-style:
+one `np.load` of a per-note feature .npy per sample and Python batching, as the classic
+notebook did. All three train the same model for one epoch; medians of several epochs.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from benchmarks.common import DATA_ROOT, median_time, save, table
+from nsynth_research.config import load_config
+from nsynth_research.features import librosa_features
+from nsynth_research.model import build_model
+from nsynth_research.nsynth import load_audio, read_split
+from nsynth_research.pipeline import make_dataset
+from nsynth_research.stats import load_or_compute_stats
+
+NOTES, BATCH, REPEATS = 384, 32, 3
+
+
+def compiled_model(config) -> keras.Model:
+    keras.utils.set_random_seed(0)
+    model = build_model(config.model, config.features)
+    model.compile(
+        optimizer=keras.optimizers.Adadelta(0.01),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
+    return model
+
+
+def run() -> dict:
+    config = load_config(Path("configs/baseline.yaml"), [f"data.root={DATA_ROOT}"])
+    train = read_split(DATA_ROOT, "train")
+    stats = load_or_compute_stats(DATA_ROOT, train, config.features, progress=False)
+    notes = train[:: max(1, len(train) // NOTES)][:NOTES]
+    labels = np.array([n.family for n in notes], dtype=np.int32)
+    real = make_dataset(notes, stats, config.features, batch_size=BATCH, shuffle=True, seed=0)
+    x = np.concatenate(
+        [
+            b.numpy()
+            for b, _ in make_dataset(
+                notes, stats, config.features, batch_size=BATCH, shuffle=False, seed=0
+            )
+        ]
+    )
+    ceiling = tf.data.Dataset.from_tensor_slices((x, labels)).batch(BATCH).prefetch(2)
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = []
+        for i, note in enumerate(notes):
+            feats = librosa_features(load_audio(note.path), config.features)
+            feats = (feats - stats.mean) / (stats.std + config.features.norm_eps)
+            paths.append(Path(tmp) / f"{i}.npy")
+            np.save(paths[-1], feats.astype(np.float32))
+
+        def seed_style():
+            order = np.random.default_rng(0).permutation(len(paths))
+            for start in range(0, len(order), BATCH):
+                idx = order[start : start + BATCH]
+                yield np.stack([np.load(paths[i])[..., None] for i in idx]), labels[idx]
+
+        results = {}
+        for name, make in {
+            "ceiling (in-memory tensors)": lambda: ceiling,
+            "project pipeline (tf.data)": lambda: real,
+            "seed-style (np.load per note)": lambda: seed_style(),
+        }.items():
+            model = compiled_model(config)
+            model.fit(make(), epochs=1, verbose=0)  # warm-up: tracing, caches
+            seconds = median_time(
+                lambda m=model, mk=make: m.fit(mk(), epochs=1, verbose=0), REPEATS
+            )
+            results[name] = len(notes) / seconds
+    ceiling_rate = results["ceiling (in-memory tensors)"]
+    seed_rate = results["seed-style (np.load per note)"]
+    rows = [[k, v, v / ceiling_rate, v / seed_rate] for k, v in results.items()]
+    print(table(["loader", "examples/s", "x ceiling", "x seed-style"], rows))
+    pipe = results["project pipeline (tf.data)"]
+    verdict = {
+        "pipeline_vs_ceiling": pipe / ceiling_rate,
+        "pipeline_vs_seed_style": pipe / seed_rate,
+    }
+    print(
+        f"targets: >= 0.90 of ceiling -> {verdict['pipeline_vs_ceiling']:.2f}; "
+        f">= 3x seed-style -> {verdict['pipeline_vs_seed_style']:.2f}x"
+    )
+    save(
+        "pipeline",
+        {
+            "notes": len(notes),
+            "batch": BATCH,
+            "repeats": REPEATS,
+            "examples_per_second": results,
+            **verdict,
+        },
+    )
+    return verdict
