@@ -7,6 +7,7 @@ the onset), so a 2.5 s stereo 44.1 kHz file is scored like an NSynth note.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,7 +52,11 @@ def load_audio_any(path: Path) -> np.ndarray:
     if not path.is_file():
         raise UserError(f"audio file not found: {path}")
     try:
-        audio, _ = librosa.load(path, sr=SAMPLE_RATE, mono=True)
+        with warnings.catch_warnings():
+            # librosa warns before falling back to audioread; the outcome is reported below.
+            warnings.simplefilter("ignore", UserWarning)
+            warnings.simplefilter("ignore", FutureWarning)
+            audio, _ = librosa.load(path, sr=SAMPLE_RATE, mono=True)
     except Exception as exc:  # soundfile and audioread raise many unrelated types
         raise UserError(
             f"{path} could not be decoded as audio ({type(exc).__name__}: {exc}); "

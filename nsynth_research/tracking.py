@@ -258,7 +258,6 @@ def log_result(config: RunConfig, result: TrainResult) -> None:
 def log_keras_model(model: keras.Model) -> str:
     """Log the model with pinned requirements (skips MLflow's slow requirement inference)."""
     import tensorflow as tf
-
     from mlflow.models import ModelSignature
     from mlflow.types import Schema, TensorSpec
 

@@ -135,7 +135,8 @@ def test_cache_is_reused_and_keyed(
     tiny_corpus: Path, tmp_path: Path, train_notes: list[Note], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     root = tmp_path / "corpus"
-    shutil.copytree(tiny_corpus, root)  # the shared corpus stays untouched
+    # Other tests cache statistics inside the shared corpus; start this copy without them.
+    shutil.copytree(tiny_corpus, root, ignore=shutil.ignore_patterns("stats"))
     notes = [
         Note(**{**n.__dict__, "path": n.path.replace(str(tiny_corpus), str(root))})
         for n in train_notes[:6]
