@@ -11,7 +11,8 @@ training samples.
 Rendering happens at 48 kHz and is decimated 3:1 to 16 kHz, because rendering directly at
 16 kHz aliases on high notes. Levels differ by ~20 dB between SoundFonts, so each library
 gets one gain from a calibration pass; notes that still clip, and silent notes (keys outside
-a preset's sampled range), are dropped and counted.
+a preset's sampled range), are dropped and counted. A 10 Hz high-pass removes the DC offset
+some SoundFont samples carry, a cue real recordings would not give a classifier.
 
 The render is idempotent and crash-safe: WAVs appear only complete (temp name + rename),
 examples.json is written last, `render.json` records the settings, a rerun with the same
@@ -357,7 +358,8 @@ class Renderer:
 def library_gains(
     instruments: list[Instrument], size: str, *, progress: bool = False
 ) -> dict[str, float]:
-    """Per-library linear gain from a calibration pass over every 5th planned note."""
+    """Per-library linear gain from a calibration pass over every CALIBRATION_STRIDE-th
+    planned note (one gain per library keeps the level differences between its presets)."""
     peaks: dict[str, list[float]] = {}
     renderers: dict[Path, Renderer] = {}
     jobs = [
@@ -402,7 +404,7 @@ def _settings(config: CorpusConfig, soundfonts: list[Path]) -> dict[str, Any]:
     tree["soundfonts"] = [_file_identity(p) for p in soundfonts]
     settings = {
         "render_version": RENDER_VERSION,
-        "renderer": f"tinysoundfont {metadata.version('tinysoundfont')}",
+        "renderer": f"tinysoundfont {metadata.version('tinysoundfont')}, soxr {soxr.__version__}",
         "config": tree,
         "size": asdict(SIZES[config.size]),
         "pitch_ranges": PITCH_RANGES,
