@@ -99,12 +99,10 @@ def make_audio_dataset(
         raise DataError(f"shuffle buffer must be at least 1, got {shuffle_buffer}")
     files = [n for n in notes if not n.in_archive]
     archived = [n for n in notes if n.in_archive]
-    if files:
-        _check_wav_header(files[0].path)
-
     parts: list[tf.data.Dataset] = []
     if files:
-        parts.append(_file_dataset(files, shuffle=shuffle, seed=seed))
+        pcm16 = _check_wav_header(files[0].path)
+        parts.append(_file_dataset(files, shuffle=shuffle, seed=seed, pcm16=pcm16))
     if archived:
         parts.append(_archive_dataset(archived, shuffle=shuffle, seed=seed, buffer=shuffle_buffer))
     if len(parts) == 1:
@@ -165,7 +163,7 @@ class _EpochGenerator:
         yield from self._body(rng)
 
 
-def _file_dataset(files: list[Note], *, shuffle: bool, seed: int) -> tf.data.Dataset:
+def _file_dataset(files: list[Note], *, shuffle: bool, seed: int, pcm16: bool) -> tf.data.Dataset:
     paths = tf.constant([n.path for n in files], tf.string)
     labels = tf.constant([n.family for n in files], tf.int32)
     if shuffle:
@@ -179,11 +177,15 @@ def _file_dataset(files: list[Note], *, shuffle: bool, seed: int) -> tf.data.Dat
     else:
         order = tf.data.Dataset.range(len(files))
     ds = order.map(lambda i: (tf.gather(paths, i), tf.gather(labels, i)))
-    return ds.map(_decode_wav, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    decode = _decode_wav if pcm16 else _decode_soundfile
+    return ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
 
 def _decode_wav(path: tf.Tensor, label: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-    """Read one WAV; a file of the wrong rate or length fails here, naming its path."""
+    """Read one 16-bit WAV in-graph; a file the reader would refuse fails here, naming its path.
+
+    Longer files are cut to 64000 samples, as `nsynth.load_audio` does.
+    """
     audio, rate = tf.audio.decode_wav(tf.io.read_file(path), desired_channels=1)
     samples = tf.shape(audio)[0]
     checks = [
@@ -191,13 +193,22 @@ def _decode_wav(path: tf.Tensor, label: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor
             tf.equal(rate, SAMPLE_RATE), [f"audio is not {SAMPLE_RATE} Hz:", path, rate]
         ),
         tf.debugging.Assert(
-            tf.equal(samples, NUM_SAMPLES),
-            [f"audio is not {NUM_SAMPLES} samples long:", path, samples],
+            samples >= NUM_SAMPLES,
+            [f"audio is shorter than {NUM_SAMPLES} samples:", path, samples],
         ),
     ]
     with tf.control_dependencies(checks):
-        audio = tf.reshape(audio, [NUM_SAMPLES])
+        audio = tf.reshape(audio[:NUM_SAMPLES], [NUM_SAMPLES])
     return audio, label
+
+
+def _decode_soundfile(path: tf.Tensor, label: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """Other WAV encodings (24-bit, float) are valid NSynth-format data for the reader, but
+    `tf.audio.decode_wav` only reads 16-bit PCM; decode those with the reader itself."""
+    from nsynth_research.nsynth import load_audio
+
+    audio = tf.numpy_function(lambda p: load_audio(p.decode()), [path], tf.float32, stateful=False)
+    return tf.reshape(audio, [NUM_SAMPLES]), label
 
 
 def _archive_dataset(
@@ -244,21 +255,21 @@ def _checked_notes(notes: Sequence[Note]) -> list[Note]:
     return notes
 
 
-def _check_wav_header(path: str) -> None:
-    """tf.audio.decode_wav reads only 16-bit PCM; catch a wrong-format corpus before training
-    starts instead of at its first batch, with a message that says what is wrong."""
+def _check_wav_header(path: str) -> bool:
+    """Whether the corpus is 16-bit PCM (decoded in-graph) or another encoding (decoded by
+    the reader). Checking the first file catches a wrong-format corpus before training starts,
+    with a message that says what is wrong, instead of at its first batch."""
     try:
         info = sf.info(path)
     except (OSError, RuntimeError) as exc:
         raise DataError(f"cannot read audio file {path}: {exc}") from None
     problems = []
-    if info.subtype != "PCM_16":
-        problems.append(f"sample format {info.subtype} (need PCM_16)")
     if info.samplerate != SAMPLE_RATE:
         problems.append(f"rate {info.samplerate} Hz (need {SAMPLE_RATE})")
     if info.channels != 1:
         problems.append(f"{info.channels} channels (need mono)")
-    if info.frames != NUM_SAMPLES:
-        problems.append(f"{info.frames} samples (need {NUM_SAMPLES})")
+    if info.frames < NUM_SAMPLES:
+        problems.append(f"{info.frames} samples (need at least {NUM_SAMPLES})")
     if problems:
         raise DataError(f"audio file {path} is not NSynth format: {', '.join(problems)}")
+    return info.format == "WAV" and info.subtype == "PCM_16"

@@ -217,17 +217,35 @@ def test_inputs_are_validated(small_notes: list[Note], tmp_path: Path) -> None:
     with pytest.raises(DataError, match="shuffle buffer"):
         make_audio_dataset(small_notes, shuffle=True, shuffle_buffer=0)
 
-    float_wav = tmp_path / "float.wav"
-    sf.write(float_wav, np.zeros(NUM_SAMPLES), SAMPLE_RATE, subtype="FLOAT")
-    with pytest.raises(DataError, match="PCM_16"):
-        make_audio_dataset([note_at("f", str(float_wav), 0)], shuffle=False)
+    stereo = tmp_path / "stereo.wav"
+    sf.write(stereo, np.zeros((NUM_SAMPLES, 2)), SAMPLE_RATE, subtype="PCM_16")
+    with pytest.raises(DataError, match="2 channels"):
+        make_audio_dataset([note_at("s", str(stereo), 0)], shuffle=False)
     with pytest.raises(DataError, match="cannot read"):
         make_audio_dataset([note_at("m", str(tmp_path / "missing.wav"), 0)], shuffle=False)
+
+
+@pytest.mark.parametrize("subtype", ["PCM_16", "PCM_24", "FLOAT"])
+def test_long_and_non_16_bit_files_read_like_the_reader(tmp_path: Path, subtype: str) -> None:
+    # The reader accepts any WAV encoding and cuts longer files to 64000 samples; the pipeline
+    # must agree with it, whatever decoder it uses.
+    rng = np.random.default_rng(3)
+    notes = []
+    for i, length in enumerate([NUM_SAMPLES, NUM_SAMPLES + 1234]):
+        path = tmp_path / f"n{i}.wav"
+        audio = np.clip(0.3 * rng.standard_normal(length), -1, 1)
+        sf.write(path, audio, SAMPLE_RATE, subtype=subtype)
+        notes.append(note_at(f"n{i}", str(path), i))
+    got = [a.numpy() for a, _ in make_audio_dataset(notes, shuffle=False)]
+    for note, audio in zip(notes, got, strict=True):
+        np.testing.assert_array_equal(audio, load_audio(note.path))
 
 
 def test_bad_file_mid_stream_names_its_path(small_notes: list[Note], tmp_path: Path) -> None:
     short = tmp_path / "short.wav"
     sf.write(short, np.zeros(NUM_SAMPLES // 2), SAMPLE_RATE, subtype="PCM_16")
     ds = make_audio_dataset([*small_notes[:2], note_at("s", str(short), 0)], shuffle=False)
-    with pytest.raises(tf.errors.InvalidArgumentError, match=r"short\.wav"):
+    with pytest.raises(
+        tf.errors.InvalidArgumentError, match=r"shorter than 64000 samples.*short\.wav"
+    ):
         list(ds)
