@@ -298,7 +298,7 @@ class _EpochProgress(keras.callbacks.Callback):
         )
 
 
-def objective(ctx: StudyContext, trial: optuna.Trial) -> float:
+def objective(ctx: StudyContext, trial: optuna.Trial, worker: int = 0) -> float:
     params = suggest(trial, ctx.study.search_space)
     config = trial_config(ctx.base, ctx.study.search_space, params)
     tracked = tracked_training(
@@ -307,7 +307,7 @@ def objective(ctx: StudyContext, trial: optuna.Trial) -> float:
         parent_run_id=ctx.parent_run_id,
         experiment=study_experiment(ctx.study),
         run_name=f"trial {trial.number}",
-        tags={STUDY_TAG: ctx.study.name, TRIAL_TAG: str(trial.number)},
+        tags={STUDY_TAG: ctx.study.name, TRIAL_TAG: str(trial.number), "worker": str(worker)},
         callbacks=[
             _EpochProgress(trial.number, config.training.epochs),
             KerasPruningCallback(trial, "val_accuracy"),
@@ -371,7 +371,7 @@ def run_worker(ctx: StudyContext, worker: int, deadline: float | None) -> None:
         return
     timeout = None if deadline is None else max(1.0, deadline - time.time())
     opt.optimize(
-        lambda trial: objective(ctx, trial),
+        lambda trial: objective(ctx, trial, worker),
         n_trials=left,
         timeout=timeout,
         callbacks=callbacks,
