@@ -277,7 +277,8 @@ def format_summary(
     best = select_best(opt)
     lines.append(f"best trial {best.number}: val accuracy {best.value:.4f}")
     for key, value in best.params.items():
-        lines.append(f"    {key} = {value}")
+        shown = f"{value:.6g}" if isinstance(value, float) else value  # 0.30000000000000004
+        lines.append(f"    {key} = {shown}")
     base = baseline_trial(opt)
     if base is not None:
         if base.state == TrialState.COMPLETE:
