@@ -1,6 +1,7 @@
 """5. Scale: peak memory of one training epoch at 1x, 4x and 16x a base note count (the
-default corpus's train notes replicated), each in a fresh process. Streaming means memory
-stays flat while time grows linearly."""
+default corpus's train notes replicated), each in a fresh process, reading features from the
+feature cache as training does by default. Streaming means memory stays flat while time grows
+linearly."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ CHILD = r"""
 import json, resource, sys, time
 from pathlib import Path
 from nsynth_research.config import load_config
+from nsynth_research.feature_cache import cache_dir, ensure_cached
 from nsynth_research.nsynth import read_split
 from nsynth_research.training import PreparedData, train
 from nsynth_research.stats import load_or_compute_stats
@@ -22,8 +24,13 @@ root, n = Path(sys.argv[1]), int(sys.argv[2])
 cfg = load_config(Path("configs/baseline.yaml"), [f"data.root={root}", "training.epochs=1"])
 notes = read_split(root, "train")
 valid = read_split(root, "valid")[:64]
-stats = load_or_compute_stats(root, notes, cfg.features, progress=False)
-data = PreparedData(root, tuple((notes * (n // len(notes) + 1))[:n]), tuple(valid), stats, "bench")
+caches = {
+    split: ensure_cached(split_notes, cfg.features, cache_dir(root, split, cfg.features))
+    for split, split_notes in (("train", notes), ("valid", valid))
+}
+stats = load_or_compute_stats(root, notes, cfg.features, progress=False, cache=caches["train"])
+many = tuple((notes * (n // len(notes) + 1))[:n])
+data = PreparedData(root, many, tuple(valid), stats, "bench", caches)
 start = time.perf_counter()
 result = train(cfg, data, verbose=0)
 print(json.dumps({"seconds": result.train_seconds,

@@ -27,6 +27,7 @@ from nsynth_research.families import NUM_CLASSES
 from nsynth_research.features import tf_features
 
 if TYPE_CHECKING:
+    from nsynth_research.feature_cache import FeatureCache
     from nsynth_research.nsynth import Note
     from nsynth_research.stats import FeatureStats
 
@@ -51,11 +52,15 @@ def make_dataset(
     seed: int,
     shuffle_buffer: int = 2048,
     drop_remainder: bool = False,
+    cache: FeatureCache | None = None,
 ) -> tf.data.Dataset:
     """Batches of (features [B, frames, bins, 1] float32, family labels [B] int32).
 
-    Features are computed after batching because one batched STFT is several times faster than
-    per-example ones; normalisation uses the train statistics as graph constants.
+    Without a cache, features are computed after batching because one batched STFT is several
+    times faster than per-example ones. With a cache (see `feature_cache`), each note's stored
+    features are read instead, in the same order and with the same normalisation, so the
+    batches are identical and only cheaper. Normalisation uses the train statistics as graph
+    constants.
     """
     if batch_size < 1:
         raise DataError(f"batch size must be at least 1, got {batch_size}")
@@ -69,13 +74,21 @@ def make_dataset(
     mean = tf.constant(np.asarray(stats.mean, np.float32))
     denom = tf.constant(np.asarray(stats.std, np.float32) + np.float32(cfg.norm_eps))
 
-    def featurise(audio: tf.Tensor, label: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        normalised = (tf_features(audio, cfg) - mean) / denom
-        return tf.expand_dims(normalised, -1), label
+    def normalise(features: tf.Tensor, label: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        return tf.expand_dims((features - mean) / denom, -1), label
 
-    ds = make_audio_dataset(notes, shuffle=shuffle, seed=seed, shuffle_buffer=shuffle_buffer)
-    ds = ds.batch(batch_size, drop_remainder=drop_remainder)
-    ds = ds.map(featurise, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    if cache is not None:
+        ds = cache.dataset(notes, shuffle=shuffle, seed=seed)
+        ds = ds.batch(batch_size, drop_remainder=drop_remainder)
+    else:
+        ds = make_audio_dataset(notes, shuffle=shuffle, seed=seed, shuffle_buffer=shuffle_buffer)
+        ds = ds.batch(batch_size, drop_remainder=drop_remainder)
+        ds = ds.map(
+            lambda audio, label: (tf_features(audio, cfg), label),
+            num_parallel_calls=tf.data.AUTOTUNE,
+            deterministic=True,
+        )
+    ds = ds.map(normalise, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
@@ -85,8 +98,12 @@ def make_audio_dataset(
     shuffle: bool,
     seed: int = 0,
     shuffle_buffer: int = 2048,
+    positions: bool = False,
 ) -> tf.data.Dataset:
     """Un-batched (audio [64000] float32, label int32), one element per note.
+
+    With `positions`, the second element is instead the note's index in `notes`, for callers
+    that must know which note each audio is (archive notes arrive in archive order).
 
     Unshuffled, elements follow the note list (notes inside archives follow
     `nsynth.iter_audio`'s order). Shuffled, plain files are fully permuted each epoch (only
@@ -97,14 +114,16 @@ def make_audio_dataset(
     notes = _checked_notes(notes)
     if shuffle_buffer < 1:
         raise DataError(f"shuffle buffer must be at least 1, got {shuffle_buffer}")
-    files = [n for n in notes if not n.in_archive]
-    archived = [n for n in notes if n.in_archive]
+    files = [i for i, n in enumerate(notes) if not n.in_archive]
+    archived = [i for i, n in enumerate(notes) if n.in_archive]
     parts: list[tf.data.Dataset] = []
     if files:
-        pcm16 = _check_wav_header(files[0].path)
-        parts.append(_file_dataset(files, shuffle=shuffle, seed=seed, pcm16=pcm16))
+        pcm16 = _check_wav_header(notes[files[0]].path)
+        parts.append(_file_dataset(notes, files, shuffle=shuffle, seed=seed, pcm16=pcm16))
     if archived:
-        parts.append(_archive_dataset(archived, shuffle=shuffle, seed=seed, buffer=shuffle_buffer))
+        parts.append(
+            _archive_dataset(notes, archived, shuffle=shuffle, seed=seed, buffer=shuffle_buffer)
+        )
     if len(parts) == 1:
         ds = parts[0]
     else:
@@ -119,6 +138,9 @@ def make_audio_dataset(
             output_signature=tf.TensorSpec([None], tf.int64),
         ).unbatch()
         ds = tf.data.Dataset.choose_from_datasets(parts, choice, stop_on_empty_dataset=False)
+    if not positions:
+        labels = tf.constant([n.family for n in notes], tf.int32)
+        ds = ds.map(lambda audio, i: (audio, tf.gather(labels, i)))
     return ds.apply(tf.data.experimental.assert_cardinality(len(notes)))
 
 
@@ -163,20 +185,26 @@ class _EpochGenerator:
         yield from self._body(rng)
 
 
-def _file_dataset(files: list[Note], *, shuffle: bool, seed: int, pcm16: bool) -> tf.data.Dataset:
-    paths = tf.constant([n.path for n in files], tf.string)
-    labels = tf.constant([n.family for n in files], tf.int32)
-    if shuffle:
-        count = len(files)
-        order = tf.data.Dataset.from_generator(
-            _EpochGenerator(
-                lambda rng: [rng.permutation(count).astype(np.int64)], seed, _STREAM_FILES, True
-            ),
-            output_signature=tf.TensorSpec([count], tf.int64),
-        ).unbatch()
-    else:
-        order = tf.data.Dataset.range(len(files))
-    ds = order.map(lambda i: (tf.gather(paths, i), tf.gather(labels, i)))
+def epoch_order(count: int, *, shuffle: bool, seed: int) -> tf.data.Dataset:
+    """Indices 0..count-1: a fresh seeded permutation per epoch, or in order."""
+    if not shuffle:
+        return tf.data.Dataset.range(count)
+    return tf.data.Dataset.from_generator(
+        _EpochGenerator(
+            lambda rng: [rng.permutation(count).astype(np.int64)], seed, _STREAM_FILES, True
+        ),
+        output_signature=tf.TensorSpec([count], tf.int64),
+    ).unbatch()
+
+
+def _file_dataset(
+    notes: list[Note], indices: list[int], *, shuffle: bool, seed: int, pcm16: bool
+) -> tf.data.Dataset:
+    """(audio, position in `notes`) for the plain-file notes at `indices`."""
+    paths = tf.constant([notes[i].path for i in indices], tf.string)
+    where = tf.constant(indices, tf.int32)
+    order = epoch_order(len(indices), shuffle=shuffle, seed=seed)
+    ds = order.map(lambda i: (tf.gather(paths, i), tf.gather(where, i)))
     decode = _decode_wav if pcm16 else _decode_soundfile
     return ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
@@ -212,12 +240,16 @@ def _decode_soundfile(path: tf.Tensor, label: tf.Tensor) -> tuple[tf.Tensor, tf.
 
 
 def _archive_dataset(
-    notes: list[Note], *, shuffle: bool, seed: int, buffer: int
+    notes: list[Note], indices: list[int], *, shuffle: bool, seed: int, buffer: int
 ) -> tf.data.Dataset:
+    """(audio, position in `notes`) for the archived notes at `indices`, in archive order."""
     from nsynth_research.nsynth import iter_audio
 
+    wanted = [notes[i] for i in indices]
+    where = {note.path: np.int32(i) for note, i in zip(wanted, indices, strict=True)}
+
     def body(rng: np.random.Generator | None) -> Iterator[tuple[np.ndarray, np.int32]]:
-        stream = ((audio, np.int32(note.family)) for note, audio in iter_audio(notes))
+        stream = ((audio, where[note.path]) for note, audio in iter_audio(wanted))
         yield from (stream if rng is None else _buffer_shuffle(stream, rng, buffer))
 
     return tf.data.Dataset.from_generator(

@@ -31,6 +31,7 @@ from nsynth_research.features import tf_features
 from nsynth_research.pipeline import make_audio_dataset
 
 if TYPE_CHECKING:
+    from nsynth_research.feature_cache import FeatureCache
     from nsynth_research.nsynth import Note
 
 log = logging.getLogger(__name__)
@@ -125,22 +126,36 @@ def compute_stats(
     batch_size: int = 64,
     progress: bool = True,
     identity: str | None = None,
+    cache: FeatureCache | None = None,
 ) -> FeatureStats:
-    """One streaming pass over `notes`; `identity` defaults to `manifest_key(notes, cfg)`."""
+    """One streaming pass over `notes`; `identity` defaults to `manifest_key(notes, cfg)`.
+
+    With a cache holding these notes, their stored features are read instead of recomputed:
+    they are the same values, so the statistics are the same too.
+    """
     notes = list(notes)
     if batch_size < 1:
         raise DataError(f"batch size must be at least 1, got {batch_size}")
 
-    def batch_sums(audio: tf.Tensor, _label: tf.Tensor) -> tuple[tf.Tensor, ...]:
-        x = tf.cast(tf_features(audio, cfg), tf.float64)
+    def batch_sums(x: tf.Tensor) -> tuple[tf.Tensor, ...]:
+        x = tf.cast(x, tf.float64)
         return tf.reduce_sum(x, 0), tf.reduce_sum(tf.square(x), 0), tf.shape(x)[0]
 
-    ds = (
-        make_audio_dataset(notes, shuffle=False)
-        .batch(batch_size)
-        .map(batch_sums, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-        .prefetch(2)
-    )
+    if cache is not None:
+        ds = cache.dataset(notes, shuffle=False, seed=0).batch(batch_size)
+        ds = ds.map(
+            lambda x, _label: batch_sums(x),
+            num_parallel_calls=tf.data.AUTOTUNE,
+            deterministic=True,
+        )
+    else:
+        ds = make_audio_dataset(notes, shuffle=False).batch(batch_size)
+        ds = ds.map(
+            lambda audio, _label: batch_sums(tf_features(audio, cfg)),
+            num_parallel_calls=tf.data.AUTOTUNE,
+            deterministic=True,
+        )
+    ds = ds.prefetch(2)
     total = np.zeros((cfg.frames, cfg.bins), np.float64)
     total_sq = np.zeros_like(total)
     count = 0
@@ -157,7 +172,12 @@ def compute_stats(
 
 
 def load_or_compute_stats(
-    root: Path, notes: Sequence[Note], cfg: FeatureConfig, *, progress: bool = True
+    root: Path,
+    notes: Sequence[Note],
+    cfg: FeatureConfig,
+    *,
+    progress: bool = True,
+    cache: FeatureCache | None = None,
 ) -> FeatureStats:
     """Cached train statistics from `<root>/stats/train-<key>.npz`, computed on a miss.
 
@@ -179,7 +199,7 @@ def load_or_compute_stats(
             if stats.identity == key and stats.config == cfg:
                 return stats
             log.warning("feature statistics %s belong to other data; recomputing", path)
-    stats = compute_stats(notes, cfg, progress=progress, identity=key)
+    stats = compute_stats(notes, cfg, progress=progress, identity=key, cache=cache)
     try:
         stats.save(path)
     except OSError as exc:

@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import keras
 import numpy as np
 import tensorflow as tf
 
 from nsynth_research.config import OptimizerConfig, RunConfig
+from nsynth_research.feature_cache import FeatureCache, cache_dir, ensure_cached
 from nsynth_research.model import build_model, embedding_model
 from nsynth_research.nsynth import Note, data_fingerprint, read_split
 from nsynth_research.pipeline import make_dataset
@@ -33,6 +35,8 @@ class PreparedData:
     valid: tuple[Note, ...]
     stats: FeatureStats
     corpus_fingerprint: str
+    #: Stored features of the train and valid notes, when `data.feature_cache` is on.
+    caches: Mapping[str, FeatureCache] = field(default_factory=dict)
 
     @property
     def fingerprint(self) -> str:
@@ -74,18 +78,32 @@ class TrainResult:
 
 
 def prepare_data(config: RunConfig, *, progress: bool = True) -> PreparedData:
-    """Read train/valid manifests and load (or compute once) the train statistics."""
+    """Read train/valid manifests, fill the feature cache (when on) and load (or compute
+    once) the train statistics: everything trials share, done once before any of them."""
     root = Path(config.data.root)
     limit = config.data.max_notes_per_split
-    train = read_split(root, "train", limit=limit)
-    valid = read_split(root, "valid", limit=limit)
-    stats = load_or_compute_stats(root, train, config.features, progress=progress)
+    notes = {split: read_split(root, split, limit=limit) for split in ("train", "valid")}
+    caches: dict[str, FeatureCache] = {}
+    if config.data.feature_cache:
+        for split, split_notes in notes.items():
+            directory = cache_dir(root, split, config.features)
+            caches[split] = ensure_cached(
+                split_notes,
+                config.features,
+                directory,
+                progress=progress,
+                label=f"{split} features",
+            )
+    stats = load_or_compute_stats(
+        root, notes["train"], config.features, progress=progress, cache=caches.get("train")
+    )
     return PreparedData(
         root=root,
-        train=tuple(train),
-        valid=tuple(valid),
+        train=tuple(notes["train"]),
+        valid=tuple(notes["valid"]),
         stats=stats,
         corpus_fingerprint=data_fingerprint(root, ("train", "valid")),
+        caches=caches,
     )
 
 
@@ -135,25 +153,30 @@ class _TrainTimer(keras.callbacks.Callback):
 
 
 def dataset_for(
-    notes: Sequence[Note],
+    split: Literal["train", "valid"],
     data: PreparedData,
     config: RunConfig,
     *,
     shuffle: bool,
 ) -> tf.data.Dataset:
     return make_dataset(
-        notes,
+        data.train if split == "train" else data.valid,
         data.stats,
         config.features,
         batch_size=config.training.batch_size,
         shuffle=shuffle,
         seed=config.seed,
         shuffle_buffer=config.training.shuffle_buffer,
+        cache=data.caches.get(split),
     )
 
 
 def predict_split(
-    model: keras.Model, notes: Sequence[Note], stats: FeatureStats, config: RunConfig
+    model: keras.Model,
+    notes: Sequence[Note],
+    stats: FeatureStats,
+    config: RunConfig,
+    cache: FeatureCache | None = None,
 ) -> SplitOutputs:
     """Logits and embeddings of every note, one forward pass each, in manifest order."""
     ds = make_dataset(
@@ -163,6 +186,7 @@ def predict_split(
         batch_size=config.training.batch_size,
         shuffle=False,
         seed=config.seed,
+        cache=cache,
     )
     both = embedding_model(model)
     logits, embeddings, labels = [], [], []
@@ -202,8 +226,8 @@ def train(
     )
     start = time.perf_counter()
     fit = model.fit(
-        dataset_for(data.train, data, config, shuffle=True),
-        validation_data=dataset_for(data.valid, data, config, shuffle=False),
+        dataset_for("train", data, config, shuffle=True),
+        validation_data=dataset_for("valid", data, config, shuffle=False),
         epochs=tcfg.epochs,
         callbacks=[timer, stopper, *callbacks],
         shuffle=False,  # the pipeline shuffles, by seed
@@ -212,7 +236,7 @@ def train(
     seconds = time.perf_counter() - start
     history = {k: [float(v) for v in vals] for k, vals in fit.history.items()}
     epochs_run = len(history.get("loss", []))
-    valid = predict_split(model, data.valid, data.stats, config)
+    valid = predict_split(model, data.valid, data.stats, config, data.caches.get("valid"))
     return TrainResult(
         model=model,
         history=history,

@@ -1,0 +1,177 @@
+"""Each note's log-STFT features, computed once per corpus and read back every epoch.
+
+On a small CPU machine the exact (float64) STFT of a batch costs about as much as a training
+step of the seed model on it, so recomputing it every epoch, for every trial of a study,
+roughly halves training speed. The features of a note depend only on its audio and the feature
+config, so they are stored once, one raw float32 file per note, and the input pipeline reads
+those instead; normalisation stays in the pipeline, so other train statistics (another subset
+of notes) reuse the same files.
+
+Files are written atomically (temporary name, then rename), so a killed run or two workers
+filling the same cache leave only whole files. The folder name covers the feature config and
+the split's data fingerprint: re-rendered audio or other features get a fresh folder, never
+stale values. A read-back file is bit-identical to what the pipeline would have computed, so
+results do not depend on whether the cache is on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import tensorflow as tf
+from tqdm.auto import tqdm
+
+from nsynth_research.config import FeatureConfig
+from nsynth_research.errors import DataError
+from nsynth_research.features import tf_features
+from nsynth_research.pipeline import epoch_order, make_audio_dataset
+
+if TYPE_CHECKING:
+    from nsynth_research.nsynth import Note
+
+log = logging.getLogger(__name__)
+
+#: Folder under the data root that holds cached features.
+CACHE_DIR = "features"
+#: Disk space left free beyond what the cache needs.
+_HEADROOM_BYTES = 512 * 2**20
+#: Temporary files older than this are leftovers of a killed writer, not a live one's.
+_STALE_TMP_SECONDS = 600.0
+_SUFFIX = ".f32"
+
+
+@dataclass(frozen=True)
+class FeatureCache:
+    """A folder known to hold the features of every note it is asked for.
+
+    Only `ensure_cached` makes one, after checking or writing every file, so the pipeline can
+    read from it without meeting a missing file mid-epoch.
+    """
+
+    directory: Path
+    cfg: FeatureConfig
+
+    def path_for(self, note: Note) -> Path:
+        return self.directory / f"{note.note_str}{_SUFFIX}"
+
+    def dataset(self, notes: Sequence[Note], *, shuffle: bool, seed: int) -> tf.data.Dataset:
+        """Un-batched (features [frames, bins] float32, label int32), in the order the audio
+        pipeline would use for plain files: the same seeded permutation per epoch."""
+        paths = tf.constant([str(self.path_for(n)) for n in notes], tf.string)
+        labels = tf.constant([n.family for n in notes], tf.int32)
+        shape = [self.cfg.frames, self.cfg.bins]
+
+        def read(i: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+            raw = tf.io.decode_raw(tf.io.read_file(tf.gather(paths, i)), tf.float32)
+            return tf.reshape(raw, shape), tf.gather(labels, i)
+
+        order = epoch_order(len(notes), shuffle=shuffle, seed=seed)
+        return order.map(read, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+
+def cache_dir(root: Path, split: str, cfg: FeatureConfig) -> Path:
+    """`<root>/features/<split>-<key>`, the key covering the features and the split's data."""
+    from nsynth_research.nsynth import split_fingerprint
+
+    payload = f"{cfg.model_dump_json()};{split_fingerprint(root, split)}"
+    key = hashlib.sha256(payload.encode()).hexdigest()[:16]
+    return Path(root) / CACHE_DIR / f"{split}-{key}"
+
+
+def ensure_cached(
+    notes: Sequence[Note],
+    cfg: FeatureConfig,
+    directory: Path,
+    *,
+    batch_size: int = 32,
+    progress: bool = True,
+    label: str = "features",
+) -> FeatureCache:
+    """Compute and store the features of every note not yet in `directory`.
+
+    A rerun over a complete cache only checks file sizes. Refuses up front, naming the sizes,
+    when the disk cannot hold the missing files: a full disk mid-study would fail trials.
+    """
+    cache = FeatureCache(Path(directory), cfg)
+    nbytes = cfg.frames * cfg.bins * 4
+    missing = _missing(notes, cache, nbytes)
+    if not missing:
+        return cache
+    try:
+        cache.directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DataError(
+            f"cannot create the feature cache {cache.directory} ({exc}); make the data root "
+            "writable or set data.feature_cache=false"
+        ) from None
+    _remove_stale_temporaries(cache.directory)
+    need = len(missing) * nbytes
+    free = shutil.disk_usage(cache.directory).free
+    if need + _HEADROOM_BYTES > free:
+        raise DataError(
+            f"the feature cache for {len(missing)} notes needs {need / 2**30:.2f} GiB, but "
+            f"{cache.directory} has {free / 2**30:.2f} GiB free; free some space or set "
+            "data.feature_cache=false to compute features every epoch instead"
+        )
+    log.info("caching %s of %d notes in %s", label, len(missing), cache.directory)
+    ds = make_audio_dataset(missing, shuffle=False, positions=True).batch(batch_size)
+    ds = ds.map(
+        lambda audio, i: (tf_features(audio, cfg), i),
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=True,
+    ).prefetch(2)
+    with tqdm(total=len(missing), desc=label, unit="note", disable=not progress) as bar:
+        for features, where in ds:
+            for x, i in zip(features.numpy(), where.numpy(), strict=True):
+                _write_atomically(cache.path_for(missing[i]), x)
+            bar.update(len(where))
+    return cache
+
+
+def _missing(notes: Sequence[Note], cache: FeatureCache, nbytes: int) -> list[Note]:
+    """Notes without a complete file (a wrong size is a file from another feature shape)."""
+    missing, seen = [], set()
+    for note in notes:
+        path = cache.path_for(note)
+        if path in seen:
+            continue
+        seen.add(path)
+        try:
+            complete = path.stat().st_size == nbytes
+        except FileNotFoundError:
+            complete = False
+        if not complete:
+            missing.append(note)
+    return missing
+
+
+def _write_atomically(path: Path, features: np.ndarray) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(np.ascontiguousarray(features, "<f4").tobytes())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _remove_stale_temporaries(directory: Path) -> None:
+    """Leftovers of a writer killed mid-file; a live writer's files are younger."""
+    cutoff = time.time() - _STALE_TMP_SECONDS
+    for tmp in directory.glob(".*.tmp"):
+        try:
+            if tmp.stat().st_mtime < cutoff:
+                tmp.unlink()
+        except FileNotFoundError:
+            continue  # another process removed or renamed it meanwhile
