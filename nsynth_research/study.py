@@ -361,9 +361,12 @@ def run_worker(ctx: StudyContext, worker: int, deadline: float | None) -> None:
     opt = load_study(ctx.study, ctx.base, worker)
     callbacks = []
     if ctx.study.n_trials is not None:
+        # Trials other workers are running count too: otherwise each worker that finishes a
+        # trial just before the last one ends starts another, overshooting n_trials.
         callbacks.append(
             optuna.study.MaxTrialsCallback(
-                ctx.study.n_trials, states=(TrialState.COMPLETE, TrialState.PRUNED)
+                ctx.study.n_trials,
+                states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING),
             )
         )
     left = remaining_trials(ctx.study, opt)
