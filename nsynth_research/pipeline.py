@@ -77,19 +77,43 @@ def make_dataset(
     def normalise(features: tf.Tensor, label: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         return tf.expand_dims((features - mean) / denom, -1), label
 
-    if cache is not None:
-        ds = cache.dataset(notes, shuffle=shuffle, seed=seed)
-        ds = ds.batch(batch_size, drop_remainder=drop_remainder)
-    else:
-        ds = make_audio_dataset(notes, shuffle=shuffle, seed=seed, shuffle_buffer=shuffle_buffer)
-        ds = ds.batch(batch_size, drop_remainder=drop_remainder)
-        ds = ds.map(
-            lambda audio, label: (tf_features(audio, cfg), label),
-            num_parallel_calls=tf.data.AUTOTUNE,
-            deterministic=True,
-        )
+    ds = batched_features(
+        notes,
+        cfg,
+        batch_size=batch_size,
+        shuffle=shuffle,
+        seed=seed,
+        shuffle_buffer=shuffle_buffer,
+        drop_remainder=drop_remainder,
+        cache=cache,
+    )
     ds = ds.map(normalise, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def batched_features(
+    notes: Sequence[Note],
+    cfg: FeatureConfig,
+    *,
+    batch_size: int,
+    shuffle: bool,
+    seed: int,
+    shuffle_buffer: int = 2048,
+    drop_remainder: bool = False,
+    cache: FeatureCache | None = None,
+) -> tf.data.Dataset:
+    """Batches of (raw features [B, frames, bins] float32, labels [B] int32): read from the
+    cache when given one, else computed from the audio after batching."""
+    if cache is not None:
+        ds = cache.dataset(notes, shuffle=shuffle, seed=seed)
+        return ds.batch(batch_size, drop_remainder=drop_remainder)
+    ds = make_audio_dataset(notes, shuffle=shuffle, seed=seed, shuffle_buffer=shuffle_buffer)
+    ds = ds.batch(batch_size, drop_remainder=drop_remainder)
+    return ds.map(
+        lambda audio, label: (tf_features(audio, cfg), label),
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=True,
+    )
 
 
 def make_audio_dataset(

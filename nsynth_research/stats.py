@@ -27,8 +27,7 @@ from tqdm.auto import tqdm
 
 from nsynth_research.config import FeatureConfig
 from nsynth_research.errors import DataError
-from nsynth_research.features import tf_features
-from nsynth_research.pipeline import make_audio_dataset
+from nsynth_research.pipeline import batched_features
 
 if TYPE_CHECKING:
     from nsynth_research.feature_cache import FeatureCache
@@ -141,21 +140,10 @@ def compute_stats(
         x = tf.cast(x, tf.float64)
         return tf.reduce_sum(x, 0), tf.reduce_sum(tf.square(x), 0), tf.shape(x)[0]
 
-    if cache is not None:
-        ds = cache.dataset(notes, shuffle=False, seed=0).batch(batch_size)
-        ds = ds.map(
-            lambda x, _label: batch_sums(x),
-            num_parallel_calls=tf.data.AUTOTUNE,
-            deterministic=True,
-        )
-    else:
-        ds = make_audio_dataset(notes, shuffle=False).batch(batch_size)
-        ds = ds.map(
-            lambda audio, _label: batch_sums(tf_features(audio, cfg)),
-            num_parallel_calls=tf.data.AUTOTUNE,
-            deterministic=True,
-        )
-    ds = ds.prefetch(2)
+    ds = batched_features(notes, cfg, batch_size=batch_size, shuffle=False, seed=0, cache=cache)
+    ds = ds.map(
+        lambda x, _label: batch_sums(x), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
+    ).prefetch(2)
     total = np.zeros((cfg.frames, cfg.bins), np.float64)
     total_sq = np.zeros_like(total)
     count = 0
