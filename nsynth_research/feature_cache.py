@@ -33,8 +33,7 @@ from tqdm.auto import tqdm
 
 from nsynth_research.config import FeatureConfig
 from nsynth_research.errors import DataError
-from nsynth_research.features import tf_features
-from nsynth_research.pipeline import epoch_order, make_audio_dataset
+from nsynth_research.pipeline import batched_features, epoch_order
 
 if TYPE_CHECKING:
     from nsynth_research.nsynth import Note
@@ -124,11 +123,8 @@ def ensure_cached(
             "data.feature_cache=false to compute features every epoch instead"
         )
     log.info("caching %s of %d notes in %s", label, len(missing), cache.directory)
-    ds = make_audio_dataset(missing, shuffle=False, positions=True).batch(batch_size)
-    ds = ds.map(
-        lambda audio, i: (tf_features(audio, cfg), i),
-        num_parallel_calls=tf.data.AUTOTUNE,
-        deterministic=True,
+    ds = batched_features(
+        missing, cfg, batch_size=batch_size, shuffle=False, seed=0, positions=True
     ).prefetch(2)
     with tqdm(total=len(missing), desc=label, unit="note", disable=not progress) as bar:
         for features, where in ds:

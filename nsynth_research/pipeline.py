@@ -101,13 +101,23 @@ def batched_features(
     shuffle_buffer: int = 2048,
     drop_remainder: bool = False,
     cache: FeatureCache | None = None,
+    positions: bool = False,
 ) -> tf.data.Dataset:
     """Batches of (raw features [B, frames, bins] float32, labels [B] int32): read from the
-    cache when given one, else computed from the audio after batching."""
+    cache when given one, else computed from the audio after batching.
+
+    With `positions` (computed features only), the second element is each note's index in
+    `notes` instead of its label: the feature cache fills itself this way, so what it stores
+    is exactly what this path would compute.
+    """
     if cache is not None:
+        if positions:
+            raise ValueError("positions are only available for computed features")
         ds = cache.dataset(notes, shuffle=shuffle, seed=seed)
         return ds.batch(batch_size, drop_remainder=drop_remainder)
-    ds = make_audio_dataset(notes, shuffle=shuffle, seed=seed, shuffle_buffer=shuffle_buffer)
+    ds = make_audio_dataset(
+        notes, shuffle=shuffle, seed=seed, shuffle_buffer=shuffle_buffer, positions=positions
+    )
     ds = ds.batch(batch_size, drop_remainder=drop_remainder)
     return ds.map(
         lambda audio, label: (tf_features(audio, cfg), label),
