@@ -15,12 +15,12 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from benchmarks.common import save, table
-from nsynth_research.config import load_study_config
-from nsynth_research.evaluation import baseline_trial, bootstrap_interval, select_best
-from nsynth_research.nsynth import iter_audio, read_split
-from nsynth_research.study import RUN_ATTR, base_config, load_study
-from nsynth_research.tracking import open_store, run_config, run_stats
-from nsynth_research.training import predict_split
+from nsynth_research.core.selection import baseline_trial, bootstrap_interval, select_best
+from nsynth_research.core.study import RUN_ATTR, base_config, load_study
+from nsynth_research.core.study_config import load_study_config
+from nsynth_research.core.tracking import open_store, run_config, run_stats
+from nsynth_research.instruments.data.reader import iter_audio, read_split
+from nsynth_research.instruments.training import predict_split
 
 RESAMPLES, SEED = 2000, 0
 

@@ -18,13 +18,13 @@ import numpy as np
 import tensorflow as tf
 
 from benchmarks.common import DATA_ROOT, median_time, save, table
-from nsynth_research.config import load_config
-from nsynth_research.feature_cache import cache_dir, ensure_cached
-from nsynth_research.features import librosa_features
-from nsynth_research.model import build_model
-from nsynth_research.nsynth import load_audio, read_split
-from nsynth_research.pipeline import make_dataset
-from nsynth_research.stats import load_or_compute_stats
+from nsynth_research.instruments.config import load_config
+from nsynth_research.instruments.data.reader import load_audio, read_split
+from nsynth_research.instruments.features.cache import cache_dir, ensure_cached
+from nsynth_research.instruments.features.spectrogram import librosa_features
+from nsynth_research.instruments.features.stats import load_or_compute_stats
+from nsynth_research.instruments.model import build_model
+from nsynth_research.instruments.pipeline import make_dataset
 
 NOTES, BATCH, REPEATS = 384, 32, 3
 

@@ -9,8 +9,8 @@ import time
 from pathlib import Path
 
 from benchmarks.common import save, table
-from nsynth_research.config import load_study_config
-from nsynth_research.study import run_sweep
+from nsynth_research.core.study import run_sweep
+from nsynth_research.core.study_config import load_study_config
 
 TRIALS, NOTES = 8, 600
 

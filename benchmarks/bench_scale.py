@@ -15,16 +15,16 @@ import sys
 from pathlib import Path
 
 from benchmarks.common import DATA_ROOT, save, table
-from nsynth_research.config import load_config
-from nsynth_research.training import prepare_data
+from nsynth_research.instruments.config import load_config
+from nsynth_research.instruments.training import prepare_data
 
 BASE = 256
 CHILD = r"""
 import json, resource, sys, time
 import keras
 from pathlib import Path
-from nsynth_research.config import load_config
-from nsynth_research.training import PreparedData, prepare_data, train
+from nsynth_research.instruments.config import load_config
+from nsynth_research.instruments.training import PreparedData, prepare_data, train
 root, n = Path(sys.argv[1]), int(sys.argv[2])
 cfg = load_config(Path("configs/baseline.yaml"), [f"data.root={root}", "training.epochs=2",
                   "training.early_stopping_patience=null"])

@@ -16,10 +16,12 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING
 
-from nsynth_research.errors import UserError
+from nsynth_research.core.errors import UserError
 
 if TYPE_CHECKING:
-    from nsynth_research.config import TrackingConfig
+    from nsynth_research.core.config import TrackingConfig
+    from nsynth_research.core.study_config import StudyConfig
+    from nsynth_research.core.task import Task
 
 DEFAULT_CORPUS = Path("configs/corpus.yaml")
 
@@ -33,24 +35,9 @@ def _interrupt_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, handler)
 
 
-def ensure_corpus(data_root: Path, corpus_path: Path | None) -> None:
-    """Render the embedded corpus when a run points at its (still missing) root."""
-    from nsynth_research.config import load_corpus_config
-    from nsynth_research.corpus import render_corpus
-
-    if corpus_path is None or not Path(corpus_path).is_file():
-        return
-    corpus = load_corpus_config(corpus_path)
-    if Path(corpus.root).resolve() != Path(data_root).resolve():
-        return
-    summary = render_corpus(corpus)
-    if summary.rendered:
-        print(summary.format_table())
-
-
 def cmd_data(args: argparse.Namespace) -> int:
-    from nsynth_research.config import load_corpus_config
-    from nsynth_research.corpus import render_corpus
+    from nsynth_research.instruments.config import load_corpus_config
+    from nsynth_research.instruments.corpus.render import render_corpus
 
     corpus = load_corpus_config(args.corpus, args.overrides)
     summary = render_corpus(corpus, progress=not args.quiet)
@@ -59,85 +46,98 @@ def cmd_data(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from nsynth_research.config import load_config
-    from nsynth_research.tracking import tracked_training
-    from nsynth_research.training import prepare_data
+    from nsynth_research.core.config import load_tree, validate
+    from nsynth_research.core.runs import tracked_training
+    from nsynth_research.tasks import task_for
 
-    config = load_config(args.config, args.overrides)
-    ensure_corpus(config.data.root, args.corpus)
-    data = prepare_data(config)
-    print(f"train notes {len(data.train)}, valid notes {len(data.valid)}, data {data.fingerprint}")
-    tracked = tracked_training(config, data, verbose=2)
+    tree = load_tree(args.config, args.overrides)
+    task = task_for(tree)
+    config = validate(tree, str(args.config), task.config_type)
+    task.ensure_data(config, args.corpus)
+    data = task.prepare(config)
+    print(f"task {task.name}, data {data.fingerprint}")
+    tracked = tracked_training(task, config, data, verbose=2)
     r = tracked.result
     print(
-        f"run {tracked.run_id}: val accuracy {r.val_accuracy:.4f} (best epoch {r.best_epoch + 1}"
-        f" of {r.epochs_run}), wall {r.seconds:.1f} s, {r.examples_per_second:.1f} train examples/s"
+        f"run {tracked.run_id}: {task.objective.label} {r.objective:.4f} (best epoch "
+        f"{r.best_epoch + 1} of {r.epochs_run}), wall {r.seconds:.1f} s"
     )
     return 0
 
 
-def cmd_sweep(args: argparse.Namespace) -> int:
-    from nsynth_research.config import load_study_config
-    from nsynth_research.evaluation import evaluate_study, format_summary, previous_evaluation
-    from nsynth_research.study import base_config, run_sweep
+def _study(args: argparse.Namespace) -> tuple[Task, StudyConfig]:
+    from nsynth_research.core.study_config import load_study_config
+    from nsynth_research.tasks import task_for_file
 
     study = load_study_config(args.experiment, args.overrides)
-    ensure_corpus(base_config(study).data.root, study.corpus)
-    outcome = run_sweep(study, args.experiment, workers=args.workers, overrides=args.overrides)
-    evaluation = previous_evaluation(study)
+    return task_for_file(study.base_config), study
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from nsynth_research.core.selection import evaluate_study, format_summary, previous_evaluation
+    from nsynth_research.core.space import base_config
+    from nsynth_research.core.study import run_sweep
+
+    task, study = _study(args)
+    task.ensure_data(base_config(study, task.config_type), study.corpus)
+    outcome = run_sweep(
+        task, study, args.experiment, workers=args.workers, overrides=args.overrides
+    )
+    evaluation = previous_evaluation(task, study)
     if evaluation is not None:
         print(
             f"the test split of study {study.name!r} was already read once (run "
             f"{evaluation.run_id}); reporting that evaluation, not reading it again"
         )
     elif not args.no_evaluate:
-        evaluation = evaluate_study(study)
-    print(format_summary(outcome.study, evaluation, outcome.seconds))
+        evaluation = evaluate_study(task, study)
+    print(format_summary(outcome.study, task.objective, evaluation, outcome.seconds))
     return 0
 
 
 def cmd_sweep_worker(args: argparse.Namespace) -> int:
-    from nsynth_research.config import load_study_config
-    from nsynth_research.study import worker_main
+    from nsynth_research.core.study import worker_main
 
-    study = load_study_config(args.experiment, args.overrides)
-    worker_main(study, args.worker, args.workers, args.deadline)
+    task, study = _study(args)
+    worker_main(task, study, args.worker, args.workers, args.deadline)
     return 0
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from nsynth_research.config import load_study_config
-    from nsynth_research.evaluation import evaluate_study, format_summary
-    from nsynth_research.study import base_config, load_study
+    from nsynth_research.core.selection import evaluate_study, format_summary
+    from nsynth_research.core.space import base_config
+    from nsynth_research.core.storage import load_study
 
-    study = load_study_config(args.experiment, args.overrides)
-    evaluation = evaluate_study(study, force=args.force)
-    print(format_summary(load_study(study, base_config(study)), evaluation))
+    task, study = _study(args)
+    evaluation = evaluate_study(task, study, force=args.force)
+    opt = load_study(study, base_config(study, task.config_type), task.objective.direction)
+    print(format_summary(opt, task.objective, evaluation))
     return 0
 
 
 def tracking_from(args: argparse.Namespace) -> TrackingConfig:
-    from nsynth_research.config import TrackingConfig
+    from nsynth_research.core.config import TrackingConfig
 
     return TrackingConfig(uri=args.tracking_uri, store=args.store)
 
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
-    from nsynth_research.reproduce import reproduce
+    from nsynth_research.core.reproduce import reproduce
+    from nsynth_research.tasks import task_for
 
     if not args.run_id:
         raise UserError("give the run to reproduce: make reproduce RUN_ID=<id from the MLflow UI>")
-    result = reproduce(args.run_id, tracking_from(args))
+    result = reproduce(task_for, args.run_id, tracking_from(args))
     print(result.format_table())
     return 0 if result.identical else 1
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from nsynth_research.config import RunConfig
-    from nsynth_research.predict import load_audio_any, load_predictor
+    from nsynth_research.instruments.config import InstrumentConfig
+    from nsynth_research.instruments.predict import load_audio_any, load_predictor
 
     audio = load_audio_any(args.audio)
-    config = RunConfig(tracking=tracking_from(args))
+    config = InstrumentConfig(tracking=tracking_from(args))
     predictor = load_predictor(args.model, config)
     print(f"{args.audio} ({predictor.source}):")
     for rank, (family, prob) in enumerate(predictor.top(audio, args.top), start=1):
@@ -162,20 +162,24 @@ def cmd_ui(args: argparse.Namespace) -> int:
 
 
 def cmd_dashboard(args: argparse.Namespace) -> int:
-    from nsynth_research.config import load_study_config
+    from nsynth_research.core.config import read_yaml
+    from nsynth_research.core.space import base_config
+    from nsynth_research.core.storage import storage_url
+    from nsynth_research.core.study_config import load_study_config
     from nsynth_research.serve import dashboard_command
-    from nsynth_research.study import base_config, storage_url
+    from nsynth_research.tasks import config_type_for
 
     study = load_study_config(args.experiment)
-    storage = storage_url(study, base_config(study))
+    schema = config_type_for(read_yaml(study.base_config))
+    storage = storage_url(study, base_config(study, schema))
     return _serve(dashboard_command(storage, args.port), "optuna-dashboard", args.port)
 
 
 def cmd_docs(args: argparse.Namespace) -> int:
-    from nsynth_research.config import load_study_config
     from nsynth_research.docs import export_docs
 
-    for path in export_docs(load_study_config(args.experiment), args.out):
+    task, study = _study(args)
+    for path in export_docs(task, study, args.out):
         print(f"wrote {path}")
     return 0
 

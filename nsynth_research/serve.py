@@ -7,8 +7,8 @@ import socket
 import sys
 from pathlib import Path
 
-from nsynth_research.config import TrackingConfig
-from nsynth_research.tracking import tracking_uri
+from nsynth_research.core.config import TrackingConfig
+from nsynth_research.core.tracking import tracking_uri
 
 HOST = "127.0.0.1"
 

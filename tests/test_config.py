@@ -7,14 +7,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from nsynth_research.config import (
-    RunConfig,
-    load_config,
-    load_corpus_config,
-    parse_overrides,
-    validate,
-)
-from nsynth_research.errors import ConfigError
+from nsynth_research.core.config import parse_overrides, validate
+from nsynth_research.core.errors import ConfigError
+from nsynth_research.instruments.config import InstrumentConfig, load_config, load_corpus_config
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
@@ -81,7 +76,7 @@ def test_resolved_config_round_trips_through_yaml() -> None:
     )
     again = validate(yaml.safe_load(cfg.to_yaml()))
     assert again == cfg
-    assert isinstance(again, RunConfig)
+    assert isinstance(again, InstrumentConfig)
     assert cfg.flat()["model.first_kernel"] == [5, 32]
 
 

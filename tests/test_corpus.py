@@ -12,9 +12,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from nsynth_research import corpus
-from nsynth_research.config import NUM_SAMPLES, SAMPLE_RATE, CorpusConfig
-from nsynth_research.corpus import (
+import nsynth_research.instruments.corpus.render as corpus
+from nsynth_research.core.errors import DataError
+from nsynth_research.instruments.config import NUM_SAMPLES, SAMPLE_RATE, CorpusConfig
+from nsynth_research.instruments.corpus.render import (
     MARKER_NAME,
     PITCH_RANGES,
     TEMP_SUFFIX,
@@ -26,9 +27,8 @@ from nsynth_research.corpus import (
     program_source,
     render_corpus,
 )
-from nsynth_research.errors import DataError
-from nsynth_research.families import FAMILIES
-from nsynth_research.nsynth import SPLITS, load_audio, read_split
+from nsynth_research.instruments.data.reader import SPLITS, load_audio, read_split
+from nsynth_research.instruments.families import FAMILIES
 
 OFFICIAL = {
     "note", "note_str", "instrument", "instrument_str", "pitch", "velocity", "sample_rate",

@@ -10,12 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nsynth_research.config import FeatureConfig
-from nsynth_research.errors import DataError
-from nsynth_research.feature_cache import cache_dir, ensure_cached
-from nsynth_research.features import librosa_features
-from nsynth_research.nsynth import load_audio, read_split
-from nsynth_research.stats import compute_stats
+from nsynth_research.core.errors import DataError
+from nsynth_research.instruments.config import FeatureConfig
+from nsynth_research.instruments.data.reader import load_audio, read_split
+from nsynth_research.instruments.features.cache import cache_dir, ensure_cached
+from nsynth_research.instruments.features.spectrogram import librosa_features
+from nsynth_research.instruments.features.stats import compute_stats
 from tests.test_pipeline import build_archive, write_notes
 
 CFG = FeatureConfig()

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from nsynth_research.config import NUM_SAMPLES, SAMPLE_RATE, FeatureConfig
-from nsynth_research.errors import DataError
-from nsynth_research.features import librosa_features, tf_features
+from nsynth_research.core.errors import DataError
+from nsynth_research.instruments.config import NUM_SAMPLES, SAMPLE_RATE, FeatureConfig
+from nsynth_research.instruments.features.spectrogram import librosa_features, tf_features
 
 CFG = FeatureConfig()
 TOL = 1e-3
@@ -78,7 +78,7 @@ def test_tf_matches_librosa_on_synthetic_signals() -> None:
 
 
 def test_tf_matches_librosa_on_real_notes(tiny_corpus: Path) -> None:
-    from nsynth_research.nsynth import iter_audio, read_split
+    from nsynth_research.instruments.data.reader import iter_audio, read_split
 
     notes = read_split(tiny_corpus, "train")
     # Spread over the corpus so several families and registers are covered.

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from nsynth_research.config import load_config
-from nsynth_research.families import NUM_CLASSES
-from nsynth_research.model import EMBEDDING_LAYER, build_model, embedding_model
+from nsynth_research.instruments.config import load_config
+from nsynth_research.instruments.families import NUM_CLASSES
+from nsynth_research.instruments.model import EMBEDDING_LAYER, build_model, embedding_model
 
 CASES = {
     "seed": [],

@@ -11,10 +11,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from nsynth_research.config import NUM_SAMPLES, SAMPLE_RATE
-from nsynth_research.errors import DataError
-from nsynth_research.families import FAMILIES, FAMILY_INDEX
-from nsynth_research.nsynth import (
+from nsynth_research.core.errors import DataError
+from nsynth_research.instruments.config import NUM_SAMPLES, SAMPLE_RATE
+from nsynth_research.instruments.data.reader import (
     Note,
     data_fingerprint,
     iter_audio,
@@ -22,6 +21,7 @@ from nsynth_research.nsynth import (
     read_split,
     split_fingerprint,
 )
+from nsynth_research.instruments.families import FAMILIES, FAMILY_INDEX
 
 NAMES = [
     "bass_synthetic_033-022-050",

@@ -14,12 +14,12 @@ import pytest
 import soundfile as sf
 import tensorflow as tf
 
-from nsynth_research.config import NUM_SAMPLES, SAMPLE_RATE, FeatureConfig
-from nsynth_research.errors import DataError
-from nsynth_research.features import librosa_features
-from nsynth_research.nsynth import Note, load_audio, read_split
-from nsynth_research.pipeline import make_audio_dataset, make_dataset
-from nsynth_research.stats import FeatureStats
+from nsynth_research.core.errors import DataError
+from nsynth_research.instruments.config import NUM_SAMPLES, SAMPLE_RATE, FeatureConfig
+from nsynth_research.instruments.data.reader import Note, load_audio, read_split
+from nsynth_research.instruments.features.spectrogram import librosa_features
+from nsynth_research.instruments.features.stats import FeatureStats
+from nsynth_research.instruments.pipeline import make_audio_dataset, make_dataset
 
 CFG = FeatureConfig()
 REPO = Path(__file__).resolve().parents[1]
@@ -135,8 +135,8 @@ def test_order_is_the_same_in_another_process(small_notes: list[Note], tmp_path:
     # The other process also sets TensorFlow's global seed, which must not matter.
     script = f"""
 import json, tensorflow as tf
-from nsynth_research.nsynth import Note
-from nsynth_research.pipeline import make_audio_dataset
+from nsynth_research.instruments.data.reader import Note
+from nsynth_research.instruments.pipeline import make_audio_dataset
 tf.random.set_seed(12345)
 notes = [Note(**d) for d in json.load(open({str(manifest)!r}))]
 ds = make_audio_dataset(notes, shuffle=True, seed=3)
@@ -252,7 +252,7 @@ def test_bad_file_mid_stream_names_its_path(small_notes: list[Note], tmp_path: P
 
 
 def test_cached_features_give_identical_batches(real_notes: list[Note], tmp_path: Path) -> None:
-    from nsynth_research.feature_cache import ensure_cached
+    from nsynth_research.instruments.features.cache import ensure_cached
 
     cache = ensure_cached(real_notes, CFG, tmp_path / "cache", progress=False)
     assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == sorted(

@@ -9,10 +9,10 @@ import pytest
 import soundfile as sf
 
 from nsynth_research.cli import main
-from nsynth_research.config import NUM_SAMPLES, RunConfig
-from nsynth_research.errors import UserError
-from nsynth_research.families import FAMILIES
-from nsynth_research.predict import load_audio_any, load_predictor
+from nsynth_research.core.errors import UserError
+from nsynth_research.instruments.config import NUM_SAMPLES, InstrumentConfig
+from nsynth_research.instruments.families import FAMILIES
+from nsynth_research.instruments.predict import load_audio_any, load_predictor
 
 
 def stereo_file(tmp_path: Path) -> Path:
@@ -41,7 +41,7 @@ def test_garbage_bytes_are_a_clear_error(tmp_path: Path) -> None:
 
 def test_predict_prints_the_top_three(tiny_run, tmp_path: Path, capsys) -> None:
     config, run_id = tiny_run
-    predictor = load_predictor(run_id, RunConfig(tracking=config.tracking))
+    predictor = load_predictor(run_id, InstrumentConfig(tracking=config.tracking))
     top = predictor.top(load_audio_any(stereo_file(tmp_path)))
     assert len(top) == 3 and all(family in FAMILIES for family, _ in top)
     probs = [p for _, p in top]

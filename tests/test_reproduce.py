@@ -5,9 +5,9 @@ from __future__ import annotations
 import mlflow
 import pytest
 
-from nsynth_research.errors import UserError
-from nsynth_research.reproduce import REPRODUCES_TAG, reproduce
-from nsynth_research.tracking import open_store, tracked_run
+from nsynth_research.core.errors import UserError
+from nsynth_research.core.reproduce import REPRODUCES_TAG, reproduce
+from nsynth_research.core.tracking import open_store, tracked_run
 
 pytestmark = pytest.mark.slow
 

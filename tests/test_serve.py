@@ -12,9 +12,9 @@ from pathlib import Path
 
 import mlflow
 
-from nsynth_research.config import TrackingConfig
+from nsynth_research.core.config import TrackingConfig
+from nsynth_research.core.tracking import tracked_run
 from nsynth_research.serve import free_port, ui_command
-from nsynth_research.tracking import tracked_run
 
 
 def post(url: str, body: dict) -> dict:

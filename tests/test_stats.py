@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from nsynth_research import stats as stats_module
-from nsynth_research.config import NUM_SAMPLES, SAMPLE_RATE, FeatureConfig
-from nsynth_research.errors import DataError
-from nsynth_research.features import librosa_features
-from nsynth_research.nsynth import Note, load_audio, read_split
-from nsynth_research.stats import (
+import nsynth_research.instruments.features.stats as stats_module
+from nsynth_research.core.errors import DataError
+from nsynth_research.instruments.config import NUM_SAMPLES, SAMPLE_RATE, FeatureConfig
+from nsynth_research.instruments.data.reader import Note, load_audio, read_split
+from nsynth_research.instruments.features.spectrogram import librosa_features
+from nsynth_research.instruments.features.stats import (
     FeatureStats,
     compute_stats,
     load_or_compute_stats,

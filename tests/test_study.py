@@ -6,9 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from nsynth_research.config import load_study_config
-from nsynth_research.errors import ConfigError
-from nsynth_research.study import (
+from nsynth_research.core.errors import ConfigError
+from nsynth_research.core.study import (
     base_config,
     baseline_params,
     check_search_space,
@@ -16,6 +15,7 @@ from nsynth_research.study import (
     encode_choice,
     trial_config,
 )
+from nsynth_research.core.study_config import load_study_config
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT = REPO / "experiments" / "default.yaml"

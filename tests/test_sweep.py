@@ -12,13 +12,13 @@ import pytest
 import yaml
 from optuna.trial import TrialState
 
-from nsynth_research import study as study_module
-from nsynth_research.config import StudyConfig, load_study_config
-from nsynth_research.errors import UserError
-from nsynth_research.evaluation import EVALUATED_TAG, evaluate_study, format_summary
-from nsynth_research.families import FAMILIES
-from nsynth_research.study import RUN_ATTR, base_config, load_study, run_sweep
-from nsynth_research.tracking import open_store
+import nsynth_research.core.study as study_module
+from nsynth_research.core.errors import UserError
+from nsynth_research.core.selection import EVALUATED_TAG, evaluate_study, format_summary
+from nsynth_research.core.study import RUN_ATTR, base_config, load_study, run_sweep
+from nsynth_research.core.study_config import StudyConfig, load_study_config
+from nsynth_research.core.tracking import open_store
+from nsynth_research.instruments.families import FAMILIES
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[1]

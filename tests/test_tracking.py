@@ -10,14 +10,15 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from nsynth_research.config import RunConfig, load_config, validate
-from nsynth_research.tracking import open_store, run_config, tracked_training
-from nsynth_research.training import PreparedData, prepare_data
+from nsynth_research.core.config import validate
+from nsynth_research.core.tracking import open_store, run_config, tracked_training
+from nsynth_research.instruments.config import InstrumentConfig, load_config
+from nsynth_research.instruments.training import PreparedData, prepare_data
 
 pytestmark = pytest.mark.slow
 
 
-def config_for(root: Path, store: Path, *extra: str) -> RunConfig:
+def config_for(root: Path, store: Path, *extra: str) -> InstrumentConfig:
     return load_config(
         None,
         [

@@ -7,15 +7,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nsynth_research.config import RunConfig, load_config
-from nsynth_research.training import PreparedData, prepare_data, train
+from nsynth_research.instruments.config import InstrumentConfig, load_config
+from nsynth_research.instruments.training import PreparedData, prepare_data, train
 
 pytestmark = pytest.mark.slow
 
 SMALL = ["model.filters=[16,16,32]", "model.dense=[64,32]", "training.epochs=3"]
 
 
-def small_config(root: Path, *extra: str) -> RunConfig:
+def small_config(root: Path, *extra: str) -> InstrumentConfig:
     return load_config(None, [f"data.root={root}", *SMALL, *extra])
 
 

@@ -18,10 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import shutil
-import tempfile
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,12 +28,14 @@ import numpy as np
 import tensorflow as tf
 from tqdm.auto import tqdm
 
-from nsynth_research.config import FeatureConfig
-from nsynth_research.errors import DataError
-from nsynth_research.pipeline import batched_features, epoch_order
+from nsynth_research.core.errors import DataError
+from nsynth_research.core.files import atomic_write_bytes, remove_stale_temporaries
+from nsynth_research.instruments.config import FeatureConfig
+from nsynth_research.instruments.data.audio_dataset import epoch_order
+from nsynth_research.instruments.features.batches import computed_features
 
 if TYPE_CHECKING:
-    from nsynth_research.nsynth import Note
+    from nsynth_research.instruments.data.reader import Note
 
 log = logging.getLogger(__name__)
 
@@ -78,9 +77,36 @@ class FeatureCache:
         return order.map(read, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
 
+def batched_features(
+    notes: Sequence[Note],
+    cfg: FeatureConfig,
+    *,
+    batch_size: int,
+    shuffle: bool,
+    seed: int,
+    shuffle_buffer: int = 2048,
+    drop_remainder: bool = False,
+    cache: FeatureCache | None = None,
+) -> tf.data.Dataset:
+    """Batches of (raw features [B, frames, bins] float32, labels [B] int32): read from the
+    cache when given one, else computed from the audio; both give the same batches."""
+    if cache is None:
+        return computed_features(
+            notes,
+            cfg,
+            batch_size=batch_size,
+            shuffle=shuffle,
+            seed=seed,
+            shuffle_buffer=shuffle_buffer,
+            drop_remainder=drop_remainder,
+        )
+    ds = cache.dataset(notes, shuffle=shuffle, seed=seed)
+    return ds.batch(batch_size, drop_remainder=drop_remainder)
+
+
 def cache_dir(root: Path, split: str, cfg: FeatureConfig) -> Path:
     """`<root>/features/<split>-<key>`, the key covering the features and the split's data."""
-    from nsynth_research.nsynth import split_fingerprint
+    from nsynth_research.instruments.data.reader import split_fingerprint
 
     payload = f"{cfg.model_dump_json()};{split_fingerprint(root, split)}"
     key = hashlib.sha256(payload.encode()).hexdigest()[:16]
@@ -113,7 +139,7 @@ def ensure_cached(
             f"cannot create the feature cache {cache.directory} ({exc}); make the data root "
             "writable or set data.feature_cache=false"
         ) from None
-    _remove_stale_temporaries(cache.directory)
+    remove_stale_temporaries(cache.directory, _STALE_TMP_SECONDS)
     need = len(missing) * nbytes
     free = shutil.disk_usage(cache.directory).free
     if need + _HEADROOM_BYTES > free:
@@ -123,13 +149,14 @@ def ensure_cached(
             "data.feature_cache=false to compute features every epoch instead"
         )
     log.info("caching %s of %d notes in %s", label, len(missing), cache.directory)
-    ds = batched_features(
+    ds = computed_features(
         missing, cfg, batch_size=batch_size, shuffle=False, seed=0, positions=True
     ).prefetch(2)
     with tqdm(total=len(missing), desc=label, unit="note", disable=not progress) as bar:
         for features, where in ds:
             for x, i in zip(features.numpy(), where.numpy(), strict=True):
-                _write_atomically(cache.path_for(missing[i]), x)
+                data = np.ascontiguousarray(x, "<f4").tobytes()
+                atomic_write_bytes(cache.path_for(missing[i]), data)
             bar.update(len(where))
     return cache
 
@@ -149,25 +176,3 @@ def _missing(notes: Sequence[Note], cache: FeatureCache, nbytes: int) -> list[No
         if not complete:
             missing.append(note)
     return missing
-
-
-def _write_atomically(path: Path, features: np.ndarray) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(np.ascontiguousarray(features, "<f4").tobytes())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _remove_stale_temporaries(directory: Path) -> None:
-    """Leftovers of a writer killed mid-file; a live writer's files are younger."""
-    cutoff = time.time() - _STALE_TMP_SECONDS
-    for tmp in directory.glob(".*.tmp"):
-        try:
-            if tmp.stat().st_mtime < cutoff:
-                tmp.unlink()
-        except FileNotFoundError:
-            continue  # another process removed or renamed it meanwhile

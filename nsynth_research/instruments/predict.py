@@ -18,12 +18,14 @@ import numpy as np
 import tensorflow as tf
 from mlflow.exceptions import MlflowException
 
-from nsynth_research.config import NUM_SAMPLES, SAMPLE_RATE, RunConfig
-from nsynth_research.errors import UserError
-from nsynth_research.families import FAMILIES
-from nsynth_research.features import tf_features
-from nsynth_research.stats import FeatureStats
-from nsynth_research.tracking import get_run, open_store, run_config, run_stats
+from nsynth_research.core.errors import UserError
+from nsynth_research.core.runs import run_config
+from nsynth_research.core.tracking import get_run, open_store
+from nsynth_research.instruments.config import NUM_SAMPLES, SAMPLE_RATE, InstrumentConfig
+from nsynth_research.instruments.families import FAMILIES
+from nsynth_research.instruments.features.spectrogram import tf_features
+from nsynth_research.instruments.features.stats import FeatureStats
+from nsynth_research.instruments.task import run_stats
 
 TrackingClient = mlflow.MlflowClient
 
@@ -33,13 +35,13 @@ class Predictor:
     """A trained model with the exact features and statistics it was trained on."""
 
     model: keras.Model
-    config: RunConfig
+    config: InstrumentConfig
     stats: FeatureStats
     source: str
 
     def top(self, audio: np.ndarray, k: int = 3) -> list[tuple[str, float]]:
         feats = tf_features(tf.constant(audio[None, :], tf.float32), self.config.features)
-        x = (feats - self.stats.mean) / (self.stats.std + self.config.features.norm_eps)
+        x = self.stats.normaliser(self.config.features.norm_eps)(feats)
         logits = self.model(x[..., None], training=False)
         probs = tf.nn.softmax(tf.cast(logits, tf.float32))[0].numpy()
         order = np.argsort(probs)[::-1][:k]
@@ -89,7 +91,7 @@ def resolve_run(client: TrackingClient, model: str) -> str:
     return get_run(client, model).info.run_id
 
 
-def load_predictor(model: str, config: RunConfig) -> Predictor:
+def load_predictor(model: str, config: InstrumentConfig) -> Predictor:
     client = open_store(config.tracking)
     run_id = resolve_run(client, model)
     model_uri = get_run(client, run_id).data.tags.get("model_uri")
@@ -97,7 +99,7 @@ def load_predictor(model: str, config: RunConfig) -> Predictor:
         raise UserError(f"run {run_id} logged no model (tracking.log_model was false)")
     return Predictor(
         model=mlflow.keras.load_model(model_uri),
-        config=run_config(client, run_id),
+        config=run_config(client, run_id, InstrumentConfig),
         stats=run_stats(run_id),
         source=f"run {run_id}",
     )

@@ -18,7 +18,7 @@ from sklearn.decomposition import PCA
 from sklearn.manifold import TSNE
 from sklearn.metrics import confusion_matrix
 
-from nsynth_research.families import FAMILIES
+from nsynth_research.instruments.families import FAMILIES
 
 #: One fixed colour per family across every figure of the project.
 FAMILY_COLOURS = dict(

@@ -41,10 +41,10 @@ import soxr
 from scipy.signal import butter, sosfilt
 from tqdm.auto import tqdm
 
-from nsynth_research.config import NUM_SAMPLES, SAMPLE_RATE, CorpusConfig
-from nsynth_research.errors import DataError
-from nsynth_research.families import FAMILIES, gm_program_family
-from nsynth_research.nsynth import SOURCES, SPLITS, format_listing, split_dir
+from nsynth_research.core.errors import DataError
+from nsynth_research.instruments.config import NUM_SAMPLES, SAMPLE_RATE, CorpusConfig
+from nsynth_research.instruments.data.reader import SOURCES, SPLITS, format_listing, split_dir
+from nsynth_research.instruments.families import FAMILIES, gm_program_family
 
 log = logging.getLogger(__name__)
 

@@ -18,12 +18,14 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from nsynth_research.config import OptimizerConfig, RunConfig
-from nsynth_research.feature_cache import FeatureCache, cache_dir, ensure_cached
-from nsynth_research.model import build_model, embedding_model
-from nsynth_research.nsynth import Note, data_fingerprint, read_split
-from nsynth_research.pipeline import make_dataset
-from nsynth_research.stats import FeatureStats, load_or_compute_stats
+from nsynth_research.core.keras_loop import build_optimizer, seed_everything
+from nsynth_research.core.task import FitResult
+from nsynth_research.instruments.config import InstrumentConfig
+from nsynth_research.instruments.data.reader import Note, data_fingerprint, read_split
+from nsynth_research.instruments.features.cache import FeatureCache, cache_dir, ensure_cached
+from nsynth_research.instruments.features.stats import FeatureStats, load_or_compute_stats
+from nsynth_research.instruments.model import build_model, embedding_model
+from nsynth_research.instruments.pipeline import make_dataset
 
 
 @dataclass(frozen=True)
@@ -61,23 +63,7 @@ class SplitOutputs:
         return float((self.predictions == self.labels).mean())
 
 
-@dataclass
-class TrainResult:
-    model: keras.Model
-    history: dict[str, list[float]]
-    best_epoch: int
-    epochs_run: int
-    seconds: float
-    train_seconds: float
-    examples_per_second: float
-    valid: SplitOutputs
-
-    @property
-    def val_accuracy(self) -> float:
-        return self.valid.accuracy
-
-
-def prepare_data(config: RunConfig, *, progress: bool = True) -> PreparedData:
+def prepare_data(config: InstrumentConfig, *, progress: bool = True) -> PreparedData:
     """Read train/valid manifests, fill the feature cache (when on) and load (or compute
     once) the train statistics: everything trials share, done once before any of them."""
     root = Path(config.data.root)
@@ -107,34 +93,6 @@ def prepare_data(config: RunConfig, *, progress: bool = True) -> PreparedData:
     )
 
 
-def seed_everything(seed: int, deterministic: bool) -> None:
-    """Seed Python, NumPy and TensorFlow; op determinism makes CPU runs bit-repeatable."""
-    keras.utils.set_random_seed(seed)
-    if deterministic:
-        tf.config.experimental.enable_op_determinism()
-
-
-def build_optimizer(
-    cfg: OptimizerConfig, steps_per_epoch: int, epochs: int
-) -> keras.optimizers.Optimizer:
-    lr: float | keras.optimizers.schedules.LearningRateSchedule = cfg.learning_rate
-    if cfg.schedule == "cosine":
-        lr = keras.optimizers.schedules.CosineDecay(cfg.learning_rate, steps_per_epoch * epochs)
-    elif cfg.schedule == "exponential":
-        lr = keras.optimizers.schedules.ExponentialDecay(
-            cfg.learning_rate, steps_per_epoch, cfg.decay_rate
-        )
-    if cfg.name == "adadelta":
-        return keras.optimizers.Adadelta(lr)
-    if cfg.name == "adam":
-        return keras.optimizers.Adam(lr)
-    if cfg.name == "adamw":
-        return keras.optimizers.AdamW(lr, weight_decay=cfg.weight_decay)
-    if cfg.name == "sgd":
-        return keras.optimizers.SGD(lr, momentum=cfg.momentum)
-    return keras.optimizers.RMSprop(lr, momentum=cfg.momentum)
-
-
 class _TrainTimer(keras.callbacks.Callback):
     """Times the training phase of each epoch apart from validation, for honest examples/s."""
 
@@ -155,7 +113,7 @@ class _TrainTimer(keras.callbacks.Callback):
 def dataset_for(
     split: Literal["train", "valid"],
     data: PreparedData,
-    config: RunConfig,
+    config: InstrumentConfig,
     *,
     shuffle: bool,
 ) -> tf.data.Dataset:
@@ -175,7 +133,7 @@ def predict_split(
     model: keras.Model,
     notes: Sequence[Note],
     stats: FeatureStats,
-    config: RunConfig,
+    config: InstrumentConfig,
     cache: FeatureCache | None = None,
 ) -> SplitOutputs:
     """Logits and embeddings of every note, one forward pass each, in manifest order."""
@@ -203,12 +161,12 @@ def predict_split(
 
 
 def train(
-    config: RunConfig,
+    config: InstrumentConfig,
     data: PreparedData,
     *,
     callbacks: Sequence[keras.callbacks.Callback] = (),
     verbose: int | str = "auto",
-) -> TrainResult:
+) -> FitResult:
     """Fit, keep the best-validation-accuracy weights, and score the validation split."""
     seed_everything(config.seed, config.training.deterministic)
     tcfg = config.training
@@ -237,13 +195,21 @@ def train(
     history = {k: [float(v) for v in vals] for k, vals in fit.history.items()}
     epochs_run = len(history.get("loss", []))
     valid = predict_split(model, data.valid, data.stats, config, data.caches.get("valid"))
-    return TrainResult(
+    best_epoch = int(np.argmax(history["val_accuracy"]))
+    return FitResult(
         model=model,
         history=history,
-        best_epoch=int(np.argmax(history["val_accuracy"])),
+        best_epoch=best_epoch,
         epochs_run=epochs_run,
         seconds=seconds,
-        train_seconds=timer.seconds,
-        examples_per_second=len(data.train) * epochs_run / max(timer.seconds, 1e-9),
-        valid=valid,
+        objective=valid.accuracy,
+        metrics={
+            "best_val_accuracy": valid.accuracy,
+            "best_epoch": best_epoch,
+            "epochs_run": epochs_run,
+            "wall_seconds": seconds,
+            "train_seconds": timer.seconds,
+            "examples_per_second": len(data.train) * epochs_run / max(timer.seconds, 1e-9),
+        },
+        outputs=valid,
     )

@@ -14,9 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -25,13 +23,14 @@ import numpy as np
 import tensorflow as tf
 from tqdm.auto import tqdm
 
-from nsynth_research.config import FeatureConfig
-from nsynth_research.errors import DataError
-from nsynth_research.pipeline import batched_features
+from nsynth_research.core.errors import DataError
+from nsynth_research.core.files import atomic_save
+from nsynth_research.instruments.config import FeatureConfig
+from nsynth_research.instruments.features.cache import FeatureCache, batched_features
 
 if TYPE_CHECKING:
-    from nsynth_research.feature_cache import FeatureCache
-    from nsynth_research.nsynth import Note
+    from nsynth_research.instruments.data.reader import Note
+    from nsynth_research.instruments.features.cache import FeatureCache
 
 log = logging.getLogger(__name__)
 
@@ -73,24 +72,25 @@ class FeatureStats:
     def save(self, path: Path) -> None:
         """Write atomically, so a crash or a concurrent writer never leaves a torn file that a
         later run would trust."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                np.savez(
-                    fh,
-                    mean=self.mean,
-                    std=self.std,
-                    count=np.int64(self.count),
-                    fingerprint=np.str_(self.fingerprint),
-                    config=np.str_(self.config.model_dump_json() if self.config else ""),
-                    identity=np.str_(self.identity),
-                )
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_save(
+            Path(path),
+            lambda fh: np.savez(
+                fh,
+                mean=self.mean,
+                std=self.std,
+                count=np.int64(self.count),
+                fingerprint=np.str_(self.fingerprint),
+                config=np.str_(self.config.model_dump_json() if self.config else ""),
+                identity=np.str_(self.identity),
+            ),
+        )
+
+    def normaliser(self, eps: float) -> Callable[[tf.Tensor], tf.Tensor]:
+        """The one normalisation of features, `(x - mean) / (std + eps)` per (frame, bin),
+        shared by training, prediction and benchmarks so they can never drift apart."""
+        mean = tf.constant(np.asarray(self.mean, np.float32))
+        denom = tf.constant(np.asarray(self.std, np.float32) + np.float32(eps))
+        return lambda features: (features - mean) / denom
 
     @classmethod
     def load(cls, path: Path) -> FeatureStats:
@@ -173,7 +173,7 @@ def load_or_compute_stats(
     the same names is a miss) and the feature config, so stale statistics are never reused.
     A damaged cache file is recomputed; a read-only data root only costs the cache.
     """
-    from nsynth_research.nsynth import split_fingerprint
+    from nsynth_research.instruments.data.reader import split_fingerprint
 
     root = Path(root)
     key = manifest_key(notes, cfg, data=split_fingerprint(root, "train"))

@@ -31,9 +31,9 @@ from typing import IO, Any
 import numpy as np
 import soundfile as sf
 
-from nsynth_research.config import NUM_SAMPLES, SAMPLE_RATE
-from nsynth_research.errors import DataError
-from nsynth_research.families import FAMILIES, FAMILY_INDEX, family_from_note_str
+from nsynth_research.instruments.config import NUM_SAMPLES, SAMPLE_RATE
+from nsynth_research.core.errors import DataError
+from nsynth_research.instruments.families import FAMILIES, FAMILY_INDEX, family_from_note_str
 
 SPLITS = ("train", "valid", "test")
 #: Separates an archive path from a member name in `Note.path`.

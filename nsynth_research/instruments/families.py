@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from nsynth_research.errors import DataError
+from nsynth_research.core.errors import DataError
 
 #: NSynth's instrument families in label-index order.
 FAMILIES: tuple[str, ...] = (

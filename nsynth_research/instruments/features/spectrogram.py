@@ -14,8 +14,8 @@ import librosa
 import numpy as np
 import tensorflow as tf
 
-from nsynth_research.config import NUM_SAMPLES, FeatureConfig
-from nsynth_research.errors import DataError
+from nsynth_research.core.errors import DataError
+from nsynth_research.instruments.config import NUM_SAMPLES, FeatureConfig
 
 
 def librosa_features(audio: np.ndarray, cfg: FeatureConfig) -> np.ndarray:

@@ -10,8 +10,8 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from nsynth_research.config import FeatureConfig, ModelConfig, pool_window
-from nsynth_research.families import NUM_CLASSES
+from nsynth_research.instruments.config import FeatureConfig, ModelConfig, pool_window
+from nsynth_research.instruments.families import NUM_CLASSES
 
 #: Name of the penultimate dense layer whose output is the learned embedding.
 EMBEDDING_LAYER = "embedding"

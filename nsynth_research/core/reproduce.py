@@ -6,17 +6,14 @@ run against the current ones, because a difference there explains a different re
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
-from nsynth_research.config import TrackingConfig
-from nsynth_research.tracking import (
-    get_run,
-    git_version,
-    open_store,
-    run_config,
-    tracked_training,
-)
-from nsynth_research.training import prepare_data
+from nsynth_research.core.config import TrackingConfig
+from nsynth_research.core.runs import run_config, run_config_tree, tracked_training
+from nsynth_research.core.task import Task
+from nsynth_research.core.tracking import get_run, git_version, open_store
 
 REPRODUCES_TAG = "reproduces"
 
@@ -30,7 +27,7 @@ class Reproduction:
 
     @property
     def identical(self) -> bool:
-        return all(orig == new for name, orig, new in self.rows if name == "best_val_accuracy")
+        return all(orig == new for name, orig, new in self.rows[:1])
 
     def format_table(self) -> str:
         lines = [f"{'metric':<22} {'original':>12} {'reproduced':>12}"]
@@ -39,7 +36,7 @@ class Reproduction:
             lines.append(f"{name:<22} {shown:>12} {new:>12.6f}")
         verdict = "identical" if self.identical else "DIFFERENT"
         lines.append(
-            f"validation accuracy: {verdict} (original run {self.original_run_id}, "
+            f"{self.rows[0][0]}: {verdict} (original run {self.original_run_id}, "
             f"reproduction {self.run_id})"
         )
         return "\n".join(lines)
@@ -62,24 +59,29 @@ def version_warnings(tags: dict[str, str], fingerprint: str) -> list[str]:
     return out
 
 
-def reproduce(run_id: str, tracking: TrackingConfig, *, announce=print) -> Reproduction:
-    """Retrain `run_id` from its logged config into the same experiment, tagged with its id."""
+def reproduce(
+    task_for: Callable[[dict[str, Any]], Task],
+    run_id: str,
+    tracking: TrackingConfig,
+    *,
+    announce: Callable[[str], None] = print,
+) -> Reproduction:
+    """Retrain `run_id` from its logged config into the same experiment, tagged with its id.
+
+    `task_for` maps the logged config to its task, so any task's run can be re-created.
+    """
     client = open_store(tracking)
     original = get_run(client, run_id)
-    config = run_config(client, run_id)
-    config = config.model_copy(
-        update={
-            "tracking": config.tracking.model_copy(
-                update={"uri": tracking.uri, "store": tracking.store}
-            )
-        }
-    )
-    data = prepare_data(config)
+    task = task_for(run_config_tree(client, run_id))
+    config = run_config(client, run_id, task.config_type)
+    config = config.with_tracking(uri=tracking.uri, store=tracking.store)
+    data = task.prepare(config)
     warnings = version_warnings(original.data.tags, data.fingerprint)
     for warning in warnings:
         announce(f"warning: {warning}")
     experiment = client.get_experiment(original.info.experiment_id).name
     tracked = tracked_training(
+        task,
         config,
         data,
         experiment=experiment,
@@ -89,18 +91,14 @@ def reproduce(run_id: str, tracking: TrackingConfig, *, announce=print) -> Repro
     )
     r = tracked.result
     metrics = original.data.metrics
-    new = {
-        "best_val_accuracy": r.val_accuracy,
-        "best_epoch": float(r.best_epoch),
-        "epochs_run": float(r.epochs_run),
-        "final_val_loss": r.history["val_loss"][-1],
-    }
-    history = client.get_metric_history(run_id, "val_loss")
-    old_loss = max(history, key=lambda m: m.step).value if history else None
+    best = f"best_{task.objective.metric}"
+    final = "val_loss"
+    history = client.get_metric_history(run_id, final)
+    old_final = max(history, key=lambda m: m.step).value if history else None
     rows = [
-        ("best_val_accuracy", metrics.get("best_val_accuracy"), new["best_val_accuracy"]),
-        ("best_epoch", metrics.get("best_epoch"), new["best_epoch"]),
-        ("epochs_run", metrics.get("epochs_run"), new["epochs_run"]),
-        ("final_val_loss", old_loss, new["final_val_loss"]),
+        (best, metrics.get(best), r.objective),
+        ("best_epoch", metrics.get("best_epoch"), float(r.best_epoch)),
+        ("epochs_run", metrics.get("epochs_run"), float(r.epochs_run)),
+        (f"final_{final}", old_final, r.history[final][-1]),
     ]
     return Reproduction(run_id, tracked.run_id, rows, warnings)

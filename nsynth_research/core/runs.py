@@ -1,0 +1,126 @@
+"""One tracked training run of any task: the unit the study repeats and reproduce re-creates.
+
+Every run logs its fully resolved config (`config.yaml`, enough alone to re-create it), its
+params, code version, seed and data fingerprint, per-epoch curves by explicit run id (so
+curves survive a pruned or crashed trial and parallel trials never mix), then whatever the
+task logs about its result.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import keras
+import mlflow
+import numpy as np
+import yaml
+from mlflow.entities import Metric
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+from nsynth_research.core.config import ExperimentConfig, validate
+from nsynth_research.core.errors import UserError
+from nsynth_research.core.task import FitResult, Task
+from nsynth_research.core.tracking import get_run, tracked_run, tracking_uri
+
+CONFIG_ARTIFACT = "config.yaml"
+_C = TypeVar("_C", bound=ExperimentConfig)
+
+
+class EpochLogger(keras.callbacks.Callback):
+    """Logs each epoch's task metrics (renamed by `names`) and the learning rate to one run."""
+
+    def __init__(self, client: MlflowClient, run_id: str, names: dict[str, str]) -> None:
+        super().__init__()
+        self.client, self.run_id, self.names = client, run_id, names
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        now = int(time.time() * 1000)
+        metrics = [
+            Metric(self.names[k], float(v), now, epoch)
+            for k, v in (logs or {}).items()
+            if k in self.names
+        ]
+        lr = self.model.optimizer.learning_rate
+        metrics.append(Metric("learning_rate", float(np.asarray(lr)), now, epoch))
+        self.client.log_batch(self.run_id, metrics=metrics)
+
+
+def run_config_tree(client: MlflowClient, run_id: str) -> dict[str, Any]:
+    """The resolved config logged with a run, as a dict (the caller picks the schema)."""
+    get_run(client, run_id)
+    try:
+        text = mlflow.artifacts.load_text(f"runs:/{run_id}/{CONFIG_ARTIFACT}")
+    except MlflowException:
+        raise UserError(
+            f"run {run_id} has no {CONFIG_ARTIFACT} artifact, so it cannot be rebuilt "
+            "(was it logged by this project?)"
+        ) from None
+    tree = yaml.safe_load(text)
+    if not isinstance(tree, dict):
+        raise UserError(f"the {CONFIG_ARTIFACT} of run {run_id} is not a mapping")
+    return tree
+
+
+def log_config(config: ExperimentConfig) -> None:
+    """Params and the resolved config file of the active run."""
+    mlflow.log_params({k: str(v) for k, v in config.flat().items()})
+    mlflow.log_text(config.to_yaml(), CONFIG_ARTIFACT)
+
+
+@dataclass(frozen=True)
+class TrackedResult:
+    run_id: str
+    result: FitResult
+
+
+def tracked_training(
+    task: Task,
+    config: ExperimentConfig,
+    data: Any,
+    *,
+    parent_run_id: str | None = None,
+    experiment: str | None = None,
+    run_name: str | None = None,
+    tags: dict[str, str] | None = None,
+    callbacks: Sequence[keras.callbacks.Callback] = (),
+    pruned: tuple[type[BaseException], ...] = (),
+    on_start: Callable[[str], None] | None = None,
+    verbose: int | str = "auto",
+) -> TrackedResult:
+    """One training run, logged from its config to its model."""
+    with tracked_run(
+        config.tracking,
+        run_name=run_name,
+        experiment=experiment,
+        parent_run_id=parent_run_id,
+        tags=tags,
+        pruned=pruned,
+    ) as run:
+        run_id = run.info.run_id
+        if on_start is not None:
+            on_start(run_id)
+        log_config(config)
+        mlflow.set_tags(
+            {"task": task.name, "seed": str(config.seed), **task.log_inputs(config, data)}
+        )
+        logger = EpochLogger(
+            MlflowClient(tracking_uri(config.tracking)), run_id, task.epoch_metrics
+        )
+        result = task.fit(config, data, callbacks=[logger, *callbacks], verbose=verbose)
+        mlflow.log_metrics(result.metrics)
+        task.log_result(config, result)
+    return TrackedResult(run_id=run_id, result=result)
+
+
+def run_config(client: MlflowClient, run_id: str, schema: type[_C]) -> _C:
+    """A run's logged config validated as `schema`; a run of another task is named as such."""
+    tree = run_config_tree(client, run_id)
+    want = schema.model_fields["task"].default
+    got = tree.get("task", want)  # configs logged before tasks existed name none
+    if got != want:
+        raise UserError(f"run {run_id} is a {got!r} run, not a {want!r} one; pick a {want} run")
+    return validate(tree, f"config of run {run_id}", schema)

@@ -1,0 +1,92 @@
+"""The schema of a study (an experiment YAML): what to vary, how long, how to search.
+
+It is task-agnostic: searched keys are dotted keys of whichever task's run config the
+`base_config` file declares, checked against that schema before the first trial.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from nsynth_research.core.config import Section, load_tree, validate
+
+
+class ParamSpec(Section):
+    """One searched dimension of a study.
+
+    `categorical` choices are either plain values for the config key named by the parameter,
+    or a mapping label -> {dotted key: value} that sets several keys together (e.g. a first
+    kernel with its matching stride), so the search never proposes incoherent combinations.
+    """
+
+    type: Literal["categorical", "int", "float"]
+    choices: list[Any] | dict[str, dict[str, Any]] | None = None
+    low: float | None = None
+    high: float | None = None
+    step: float | None = None
+    log: bool = False
+
+    @model_validator(mode="after")
+    def _complete(self) -> ParamSpec:
+        if self.type == "categorical":
+            if not self.choices:
+                raise ValueError("a categorical parameter needs non-empty `choices`")
+        elif self.low is None or self.high is None or not self.low < self.high:
+            raise ValueError(f"a {self.type} parameter needs `low` < `high`")
+        elif self.log and self.low <= 0:
+            raise ValueError("a log-scaled parameter needs `low` > 0")
+        return self
+
+
+class SamplerConfig(Section):
+    name: Literal["tpe", "random"] = "tpe"
+    seed: int = 0
+    n_startup_trials: int = Field(default=4, ge=0)
+
+
+class PrunerConfig(Section):
+    """Median (stop below the median curve) or Hyperband; epochs are the resource."""
+
+    name: Literal["median", "hyperband", "none"] = "median"
+    n_startup_trials: int = Field(default=3, ge=0)
+    n_warmup_steps: int = Field(default=2, ge=0)
+    min_resource: int = Field(default=2, ge=1)
+    reduction_factor: int = Field(default=3, ge=2)
+
+
+class StudyConfig(Section):
+    """An Optuna study over run-config keys: what to vary, how long, and how to search."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    #: The run config every trial starts from (paths relative to the working directory).
+    base_config: Path = Path("configs/baseline.yaml")
+    #: Dotted-key or nested overrides applied to the base before the search space.
+    overrides: dict[str, Any] = Field(default_factory=dict)
+    #: Corpus rendered first when the base config's data.root is that corpus's missing root.
+    corpus: Path | None = Path("configs/corpus.yaml")
+    #: Optuna storage URL; None means SQLite inside the tracking store (mlruns/optuna.db).
+    #: A PostgreSQL URL lets workers on many machines share the study.
+    storage: str | None = None
+    n_trials: int | None = Field(default=12, ge=1)
+    timeout_minutes: float | None = Field(default=None, gt=0)
+    sampler: SamplerConfig = SamplerConfig()
+    pruner: PrunerConfig = PrunerConfig()
+    #: Enqueue the base config itself as the first trial, so every study is compared with it.
+    enqueue_baseline: bool = True
+    search_space: dict[str, ParamSpec] = Field(min_length=1)
+    #: Bootstrap resamples for the test accuracy interval.
+    bootstrap: int = Field(default=2000, ge=100)
+
+    @model_validator(mode="after")
+    def _bounded(self) -> StudyConfig:
+        if self.n_trials is None and self.timeout_minutes is None:
+            raise ValueError("set n_trials, timeout_minutes or both, or the study never ends")
+        return self
+
+
+def load_study_config(path: Path, overrides: list[str] | tuple[str, ...] = ()) -> StudyConfig:
+    """Experiment YAML + `key=value` overrides -> validated StudyConfig."""
+    return validate(load_tree(path, overrides), str(path), StudyConfig)

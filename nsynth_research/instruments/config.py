@@ -1,0 +1,170 @@
+"""The instrument-family task's run config: data, features and the CNN, on top of the
+sections every task shares (seed, optimizer, training loop, tracking), and the corpus config
+the embedded data is rendered from.
+
+Model-shape arithmetic lives here, not in the model, so an impossible shape fails at load
+time by its key, before TensorFlow starts.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from nsynth_research.core.config import ExperimentConfig, Section, load_tree, validate
+
+#: Audio facts of NSynth; the feature shape follows from them.
+SAMPLE_RATE = 16_000
+NUM_SAMPLES = 64_000
+TASK = "instruments"
+
+
+class DataConfig(Section):
+    """Where the NSynth-format corpus lives and how much of it a run reads."""
+
+    root: Path = Path("data/nsynth-gm")
+    #: Cap on notes read per split (None reads all); for quick checks and tests.
+    max_notes_per_split: int | None = Field(default=None, ge=1)
+    #: Store train/valid features under `<root>/features/` once and read them back every
+    #: epoch (about 0.5 MB per note); results are identical either way, only faster. Turn off
+    #: for corpora too large for the disk (full NSynth train needs ~150 GB).
+    feature_cache: bool = True
+
+
+class CorpusConfig(Section):
+    """How the embedded NSynth-format default corpus is rendered from General MIDI SoundFonts."""
+
+    #: Where the jsonwav tree (nsynth-{train,valid,test}/) is written.
+    root: Path = Path("data/nsynth-gm")
+    #: tiny: seconds, for tests; default: sized for the default sweep on 2 cores;
+    #: full: every pitch and velocity of every mapped preset.
+    size: Literal["tiny", "default", "full"] = "default"
+    #: SF2/SF3 files; empty means TimGM6mb.sf2 shipped inside pretty_midi.
+    soundfonts: tuple[Path, ...] = ()
+    #: SoundFont file stem -> sample-library name, for files that share samples (e.g. FluidR3
+    #: and its derivatives); such files' presets of one program always land in one split.
+    libraries: dict[str, str] = Field(default_factory=dict)
+    seed: int = 0
+    valid_fraction: float = Field(default=0.15, gt=0.0, lt=0.5)
+    test_fraction: float = Field(default=0.15, gt=0.0, lt=0.5)
+
+
+class FeatureConfig(Section):
+    """The seed's spectral features: log(1 + scale*|STFT|), normalised by train statistics."""
+
+    n_fft: int = Field(default=1024, ge=16)
+    hop_length: int = Field(default=256, ge=1)
+    log_scale: float = Field(default=1000.0, gt=0)
+    norm_eps: float = Field(default=1e-4, gt=0)
+
+    @property
+    def frames(self) -> int:
+        # librosa's centred STFT: one frame per hop plus one.
+        return 1 + NUM_SAMPLES // self.hop_length
+
+    @property
+    def bins(self) -> int:
+        return self.n_fft // 2 + 1
+
+
+class ModelConfig(Section):
+    """The CNN: a first conv, then conv/BN/ReLU/pool blocks, then dense layers to 11 logits."""
+
+    #: First conv kernel (time, frequency); frequency equal to the number of bins with
+    #: padding "valid" collapses frequency, making the net a 1-D conv over time.
+    first_kernel: tuple[int, int] = (3, 513)
+    first_padding: Literal["valid", "same"] = "valid"
+    #: First conv stride (time, frequency): a frequency stride makes a narrow 2-D first kernel
+    #: a learned, overlapping filterbank instead of a full-resolution (and 50x costlier) 2-D map.
+    first_stride: tuple[int, int] = (1, 1)
+    #: Kernel (time, frequency) of every later conv.
+    kernel: tuple[int, int] = (3, 1)
+    #: Filters of the first conv, then of each later block; its length sets the depth.
+    filters: tuple[int, ...] = (64, 64, 128, 128)
+    pool: Literal["max", "average"] = "max"
+    pool_size: tuple[int, int] = (3, 1)
+    pool_stride: tuple[int, int] = (3, 1)
+    #: Global average pooling instead of flatten before the dense layers.
+    global_pool: bool = False
+    #: Hidden dense widths; the last is the embedding.
+    dense: tuple[int, ...] = (256, 256)
+    dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
+    batch_norm: bool = True
+
+    @model_validator(mode="after")
+    def _positive(self) -> ModelConfig:
+        keys = ("first_kernel", "first_stride", "kernel", "pool_size", "pool_stride")
+        for key in (*keys, "filters", "dense"):
+            values = getattr(self, key)
+            if not values or any(v < 1 for v in values):
+                raise ValueError(f"model.{key} must be non-empty positive integers, got {values}")
+        return self
+
+
+class InstrumentConfig(ExperimentConfig):
+    """A complete, self-sufficient description of one instrument-family training run."""
+
+    task: Literal["instruments"] = TASK
+    data: DataConfig = DataConfig()
+    features: FeatureConfig = FeatureConfig()
+    model: ModelConfig = ModelConfig()
+
+    @model_validator(mode="after")
+    def _shapes_fit(self) -> InstrumentConfig:
+        check_model_fits(self.model, self.features)
+        return self
+
+
+def check_model_fits(model: ModelConfig, features: FeatureConfig) -> None:
+    """Walk the feature map through the network so impossible shapes fail here, by key."""
+    time, freq = features.frames, features.bins
+    kt, kf = model.first_kernel
+    if kf > freq:
+        raise ValueError(
+            f"model.first_kernel frequency size {kf} exceeds the {freq} frequency bins"
+        )
+    if kt > time:
+        raise ValueError(f"model.first_kernel time size {kt} exceeds the {time} frames")
+    st, sf = model.first_stride
+    if model.first_padding == "valid":
+        time, freq = (time - kt) // st + 1, (freq - kf) // sf + 1
+    else:
+        time, freq = -(-time // st), -(-freq // sf)
+    for block in range(len(model.filters)):
+        (pt, pf), (st, sf) = pool_window(model, freq)
+        if time < pt:
+            raise ValueError(
+                f"model.pool_size {list(model.pool_size)} x {len(model.filters)} blocks shrinks "
+                f"time below 1 at block {block + 1} (time {time}); use fewer blocks "
+                "(model.filters) or a smaller pool"
+            )
+        time, freq = (time - pt) // st + 1, (freq - pf) // sf + 1
+
+
+def pool_window(model: ModelConfig, freq: int) -> tuple[tuple[int, int], tuple[int, int]]:
+    """Pool size and stride for a map `freq` bins tall: frequency pooling is clipped to what is
+    left, so one config can serve both 1-D (frequency collapsed) and 2-D first kernels."""
+    (pt, pf), (st, sf) = model.pool_size, model.pool_stride
+    if freq < pf:
+        pf, sf = freq, max(1, freq)
+    return (pt, pf), (st, sf)
+
+
+def load_config(
+    path: Path | None = None,
+    overrides: list[str] | tuple[str, ...] = (),
+    extra: dict[str, Any] | None = None,
+) -> InstrumentConfig:
+    """YAML file (optional) + dict + `key=value` overrides -> validated InstrumentConfig."""
+    tree = load_tree(path, overrides, extra)
+    return validate(tree, str(path) if path else "config", InstrumentConfig)
+
+
+def load_corpus_config(
+    path: Path | None = None, overrides: list[str] | tuple[str, ...] = ()
+) -> CorpusConfig:
+    """YAML file (optional) + `key=value` overrides -> validated CorpusConfig."""
+    tree = load_tree(path, overrides)
+    return validate(tree, str(path) if path else "corpus config", CorpusConfig)

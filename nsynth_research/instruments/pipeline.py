@@ -1,0 +1,86 @@
+"""The training input: notes -> raw features (stored or computed) -> normalised tensors.
+
+Nothing here holds a split in memory: audio is read, decoded and featurised batch by batch
+(or each note's stored features are read), in parallel but in a fixed order, so a seeded run
+sees the same batches in every process, with or without the feature cache.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from nsynth_research.core.errors import DataError
+from nsynth_research.instruments.config import FeatureConfig
+from nsynth_research.instruments.data.audio_dataset import checked_notes
+from nsynth_research.instruments.data.reader import Note
+from nsynth_research.instruments.features.cache import FeatureCache, batched_features
+from nsynth_research.instruments.features.stats import FeatureStats
+
+
+def make_dataset(
+    notes: Sequence[Note],
+    stats: FeatureStats,
+    cfg: FeatureConfig,
+    *,
+    batch_size: int,
+    shuffle: bool,
+    seed: int,
+    shuffle_buffer: int = 2048,
+    drop_remainder: bool = False,
+    cache: FeatureCache | None = None,
+) -> tf.data.Dataset:
+    """Batches of (features [B, frames, bins, 1] float32, family labels [B] int32).
+
+    Without a cache, features are computed after batching because one batched STFT is several
+    times faster than per-example ones. With a cache (see `feature_cache`), each note's stored
+    features are read instead, in the same order and with the same normalisation, so the
+    batches are identical and only cheaper. Normalisation uses the train statistics as graph
+    constants.
+    """
+    if batch_size < 1:
+        raise DataError(f"batch size must be at least 1, got {batch_size}")
+    check_stats(stats, cfg)
+    notes = checked_notes(notes)
+    if drop_remainder and len(notes) < batch_size:
+        raise DataError(
+            f"only {len(notes)} notes, fewer than one batch of {batch_size}, and the last "
+            "partial batch is dropped: the dataset would be empty; lower the batch size"
+        )
+    norm = stats.normaliser(cfg.norm_eps)
+
+    def normalise(features: tf.Tensor, label: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        return tf.expand_dims(norm(features), -1), label
+
+    ds = batched_features(
+        notes,
+        cfg,
+        batch_size=batch_size,
+        shuffle=shuffle,
+        seed=seed,
+        shuffle_buffer=shuffle_buffer,
+        drop_remainder=drop_remainder,
+        cache=cache,
+    )
+    ds = ds.map(normalise, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def check_stats(stats: FeatureStats, cfg: FeatureConfig) -> None:
+    """Stats made for other features would normalise silently wrong; refuse them by name."""
+    shape = (cfg.frames, cfg.bins)
+    if np.shape(stats.mean) != shape or np.shape(stats.std) != shape:
+        raise DataError(
+            f"feature statistics have shape {np.shape(stats.mean)}/{np.shape(stats.std)}, "
+            f"but these features are {shape} (frames, bins); recompute the train statistics"
+        )
+    made_for = getattr(stats, "config", None)
+    if made_for is not None and made_for != cfg:
+        raise DataError(
+            f"feature statistics {stats.fingerprint} were computed for features {made_for!r}, "
+            f"not {cfg!r}; recompute the train statistics"
+        )
+
+
