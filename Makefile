@@ -21,7 +21,7 @@ BENCH ?=
 #   make train CONFIG=configs/baseline.yaml model.first_kernel=[3,3]
 OVERRIDES := $(filter %,$(foreach v,$(.VARIABLES),$(if $(findstring command line,$(origin $(v))),$(if $(findstring .,$(v)),$(v)=$($(v))))))
 
-.PHONY: venv data train sweep evaluate reproduce ui dashboard predict docs bench test lint clean-venv
+.PHONY: venv data train sweep evaluate reproduce ui dashboard predict generate docs bench test lint clean-venv
 
 venv: $(STAMP)
 
@@ -57,6 +57,14 @@ dashboard: $(STAMP)
 predict: $(STAMP)
 	$(CLI) predict $(AUDIO) $(if $(MODEL),--model $(MODEL))
 
+# Melody generation, e.g. make generate PRIMER="C4/1 E4/1 G4/2" BARS=8 TEMPERATURE=1.0 SEED=0
+BARS ?= 8
+TEMPERATURE ?= 1.0
+SEED ?= 0
+generate: $(STAMP)
+	$(CLI) generate $(if $(MODEL),--model $(MODEL)) --primer "$(PRIMER)" --bars $(BARS) \
+		--temperature $(TEMPERATURE) --seed $(SEED)
+
 docs: $(STAMP)
 	$(CLI) docs --experiment $(EXPERIMENT) --out docs
 
@@ -68,6 +76,7 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports --no-cache
 
 clean-venv:
 	rm -rf $(VENV)

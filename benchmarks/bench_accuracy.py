@@ -15,11 +15,17 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from benchmarks.common import save, table
-from nsynth_research.core.selection import baseline_trial, bootstrap_interval, select_best
-from nsynth_research.core.study import RUN_ATTR, base_config, load_study
+from nsynth_research.core.runs import run_config
+from nsynth_research.core.selection import baseline_trial, select_best
+from nsynth_research.core.space import base_config
+from nsynth_research.core.storage import RUN_ATTR, load_study
 from nsynth_research.core.study_config import load_study_config
-from nsynth_research.core.tracking import open_store, run_config, run_stats
-from nsynth_research.instruments.data.reader import iter_audio, read_split
+from nsynth_research.core.tracking import open_store
+from nsynth_research.instruments.config import InstrumentConfig
+from nsynth_research.instruments.data.audio import iter_audio
+from nsynth_research.instruments.data.reader import read_split
+from nsynth_research.instruments.evaluation import bootstrap_interval
+from nsynth_research.instruments.task import InstrumentTask, run_stats
 from nsynth_research.instruments.training import predict_split
 
 RESAMPLES, SEED = 2000, 0
@@ -56,15 +62,15 @@ def scores(labels: np.ndarray, predictions: np.ndarray) -> list[float]:
 
 
 def cnn_predictions(client, run_id: str, notes) -> np.ndarray:
-    config = run_config(client, run_id)
+    config = run_config(client, run_id, InstrumentConfig)
     model = mlflow.keras.load_model(client.get_run(run_id).data.tags["model_uri"])
     return predict_split(model, notes, run_stats(run_id), config).predictions
 
 
 def run(experiment: Path = Path("experiments/default.yaml")) -> dict:
     study = load_study_config(experiment)
-    base = base_config(study)
-    opt = load_study(study, base)
+    base = base_config(study, InstrumentConfig)
+    opt = load_study(study, base, "maximize")
     client = open_store(base.tracking)
     root = base.data.root
     train, test = read_split(root, "train"), read_split(root, "test")
@@ -84,7 +90,7 @@ def run(experiment: Path = Path("experiments/default.yaml")) -> dict:
         predictions[f"seed baseline CNN (trial {seed.number})"] = cnn_predictions(
             client, seed.user_attrs[RUN_ATTR], test
         )
-    best = select_best(opt)
+    best = select_best(opt, InstrumentTask.objective)
     predictions[f"study champion (trial {best.number})"] = cnn_predictions(
         client, best.user_attrs[RUN_ATTR], test
     )

@@ -17,10 +17,11 @@ import tensorflow as tf
 
 from benchmarks.common import DATA_ROOT, median_time, save, table
 from nsynth_research.instruments.config import FeatureConfig
-from nsynth_research.instruments.data.reader import load_audio, read_split
+from nsynth_research.instruments.data.audio import load_audio
+from nsynth_research.instruments.data.audio_dataset import make_audio_dataset
+from nsynth_research.instruments.data.reader import read_split
 from nsynth_research.instruments.features.cache import ensure_cached
 from nsynth_research.instruments.features.spectrogram import tf_features
-from nsynth_research.instruments.pipeline import make_audio_dataset
 
 NOTES, BATCH, REPEATS = 256, 32, 3
 SEED = "seed-style (librosa.load + stft per file)"

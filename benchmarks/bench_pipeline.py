@@ -19,7 +19,8 @@ import tensorflow as tf
 
 from benchmarks.common import DATA_ROOT, median_time, save, table
 from nsynth_research.instruments.config import load_config
-from nsynth_research.instruments.data.reader import load_audio, read_split
+from nsynth_research.instruments.data.audio import load_audio
+from nsynth_research.instruments.data.reader import read_split
 from nsynth_research.instruments.features.cache import cache_dir, ensure_cached
 from nsynth_research.instruments.features.spectrogram import librosa_features
 from nsynth_research.instruments.features.stats import load_or_compute_stats
@@ -74,7 +75,7 @@ def run() -> dict:
         paths = []
         for i, note in enumerate(notes):
             feats = librosa_features(load_audio(note.path), config.features)
-            feats = (feats - stats.mean) / (stats.std + config.features.norm_eps)
+            feats = stats.normaliser(config.features.norm_eps)(feats).numpy()
             paths.append(Path(tmp) / f"{i}.npy")
             np.save(paths[-1], feats.astype(np.float32))
 

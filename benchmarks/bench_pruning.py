@@ -11,6 +11,7 @@ from pathlib import Path
 from benchmarks.common import save, table
 from nsynth_research.core.study import run_sweep
 from nsynth_research.core.study_config import load_study_config
+from nsynth_research.instruments.task import InstrumentTask
 
 TRIALS, NOTES = 8, 600
 
@@ -29,7 +30,7 @@ def run(experiment: Path = Path("experiments/default.yaml")) -> dict:
             ]
             study = load_study_config(experiment, overrides)
             start = time.perf_counter()
-            outcome = run_sweep(study, experiment, overrides=overrides)
+            outcome = run_sweep(InstrumentTask(), study, experiment, overrides=overrides)
             seconds = time.perf_counter() - start
             trials = outcome.study.trials
             epochs = sum(len(t.intermediate_values) for t in trials)

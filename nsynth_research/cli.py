@@ -37,7 +37,7 @@ def _interrupt_on_sigterm() -> None:
 
 def cmd_data(args: argparse.Namespace) -> int:
     from nsynth_research.instruments.config import load_corpus_config
-    from nsynth_research.instruments.corpus.render import render_corpus
+    from nsynth_research.instruments.corpus.build import render_corpus
 
     corpus = load_corpus_config(args.corpus, args.overrides)
     summary = render_corpus(corpus, progress=not args.quiet)
@@ -142,6 +142,44 @@ def cmd_predict(args: argparse.Namespace) -> int:
     print(f"{args.audio} ({predictor.source}):")
     for rank, (family, prob) in enumerate(predictor.top(audio, args.top), start=1):
         print(f"  {rank}. {family:<11} {prob:6.1%}")
+    return 0
+
+
+def cmd_dream(args: argparse.Namespace) -> int:
+    from nsynth_research.dream.config import load_dream_config
+    from nsynth_research.dream.run import dream_model
+
+    extra = [f"families=[{args.family}]"] if args.family else []
+    extra += [f"layer={args.layer}"] if args.layer else []
+    config = load_dream_config(args.config, [*args.overrides, *extra])
+    result = dream_model(args.model, config, tracking_from(args))
+    print(result.table)
+    print(
+        f"dream run {result.run_id} of model run {result.model_run_id}: wall "
+        f"{result.seconds:.1f} s; open index.html among its artifacts (`make ui`)"
+    )
+    return 0
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from nsynth_research.melody.generate import generate
+
+    # Artifact progress bars would bury the one-line error of a bad primer or model.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    gen = generate(
+        args.model,
+        args.primer,
+        bars=args.bars,
+        temperature=args.temperature,
+        seed=args.seed,
+        tracking=tracking_from(args),
+        out=args.out,
+    )
+    print(f"primer ({gen.primer.source}): {len(gen.primer.events)} events")
+    print(f"generated {args.bars} bars of {gen.bar} quarters: {len(gen.sampled)} events sampled")
+    print("distances to test tunes: " + ", ".join(f"{k} {v:.3f}" for k, v in gen.distances.items()))
+    for path in gen.files:
+        print(f"wrote {path}")
     return 0
 
 
@@ -251,6 +289,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top", type=int, default=3)
     store_args(p)
     p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("dream", help="Deep Dream a logged model: pictures, audio, round trip")
+    p.add_argument(
+        "--model",
+        default="models:/nsynth-default@champion",
+        help="run id, runs:/<id>/model or models:/<name>@<alias> (default: the champion)",
+    )
+    p.add_argument("--family", default="", help="comma-separated families (default: all 11)")
+    p.add_argument("--layer", default="", help="layer the DeepDream amplifies (default: last ReLU)")
+    p.add_argument("--config", type=Path, default=None, help="dream config YAML (optional)")
+    p.add_argument("overrides", nargs="*", help="key=value dream overrides, e.g. classes.steps=20")
+    store_args(p)
+    p.set_defaults(func=cmd_dream)
+
+    p = sub.add_parser("generate", help="continue a melody with a melody Char-RNN")
+    p.add_argument(
+        "--model",
+        default="models:/nsynth-melody@champion",
+        help="run id, runs:/<id>/model or models:/<name>@<alias> (default: the champion)",
+    )
+    p.add_argument(
+        "--primer",
+        default="",
+        help="an .abc/.mid file or events like 'C4/1 E4/1 G4/2' (default: a test tune's bar)",
+    )
+    p.add_argument("--bars", type=int, default=8, help="bars to generate after the primer")
+    p.add_argument("--temperature", type=float, default=1.0, help="0 is greedy")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, default=Path("data/melody/generated"))
+    store_args(p)
+    p.set_defaults(func=cmd_generate)
 
     p = sub.add_parser("ui", help="MLflow UI for this repo's store on 127.0.0.1")
     p.add_argument("--port", type=int, default=5000)

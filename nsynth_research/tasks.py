@@ -21,6 +21,10 @@ TASKS = {
         "nsynth_research.instruments.task:InstrumentTask",
         "nsynth_research.instruments.config:InstrumentConfig",
     ),
+    "melody": (
+        "nsynth_research.melody.task:MelodyTask",
+        "nsynth_research.melody.config:MelodyConfig",
+    ),
 }
 #: Configs written before tasks existed name none; they are instrument configs.
 DEFAULT_TASK = "instruments"

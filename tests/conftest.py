@@ -19,7 +19,7 @@ def tiny_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     Tests must not modify it; copy it first if a test needs to damage files.
     """
     from nsynth_research.instruments.config import CorpusConfig
-    from nsynth_research.instruments.corpus.render import render_corpus
+    from nsynth_research.instruments.corpus.build import render_corpus
 
     root = tmp_path_factory.mktemp("corpus") / "nsynth-gm"
     render_corpus(CorpusConfig(root=root, size="tiny"), progress=False)
@@ -29,9 +29,9 @@ def tiny_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_run(tiny_corpus: Path, tmp_path_factory: pytest.TempPathFactory):
     """(config, run id) of one small tracked training run on the tiny corpus, shared read-only."""
-    from nsynth_research.core.tracking import tracked_training
+    from nsynth_research.core.runs import tracked_training
     from nsynth_research.instruments.config import load_config
-    from nsynth_research.instruments.training import prepare_data
+    from nsynth_research.instruments.task import InstrumentTask
 
     store = tmp_path_factory.mktemp("store") / "mlruns"
     config = load_config(
@@ -47,5 +47,6 @@ def tiny_run(tiny_corpus: Path, tmp_path_factory: pytest.TempPathFactory):
             "optimizer.learning_rate=0.001",
         ],
     )
-    tracked = tracked_training(config, prepare_data(config, progress=False), verbose=0)
+    task = InstrumentTask()
+    tracked = tracked_training(task, config, task.prepare(config, progress=False), verbose=0)
     return config, tracked.run_id

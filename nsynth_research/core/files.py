@@ -3,6 +3,7 @@ that a later run would trust: write beside the target, then rename over it."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 import time
@@ -57,3 +58,12 @@ def remove_stale_temporaries(directory: Path, older_than: float = 600.0) -> int:
         except FileNotFoundError:
             continue  # another process removed or renamed it meanwhile
     return removed
+
+
+def file_sha256(path: Path, block: int = 1 << 22) -> str:
+    """Content digest of a file, streamed: identifies a file by what it holds, not its path."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as handle:
+        for chunk in iter(lambda: handle.read(block), b""):
+            digest.update(chunk)
+    return digest.hexdigest()

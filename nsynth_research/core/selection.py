@@ -152,7 +152,7 @@ def evaluate_study(task: Task, study: StudyConfig, *, force: bool = False) -> Ev
         )
         log_artifacts(report.artifacts)
         mlflow.log_text("\n".join(report.lines) + "\n", SUMMARY_ARTIFACT)
-        registered = register_champion(client, study, best, best_run, report.tags["model_uri"])
+        registered = register_champion(client, study, best, best_run, report.model_uri)
     client.set_tag(parent, EVALUATED_TAG, run.info.run_id)
     return Evaluation(
         run_id=run.info.run_id,

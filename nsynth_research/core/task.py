@@ -61,6 +61,8 @@ class SplitReport:
     metrics: dict[str, float]
     #: Lines for the summary a person reads (the headline with its interval first).
     lines: list[str]
+    #: The scored model's MLflow URI, registered as the champion after the test read.
+    model_uri: str
     #: Artifact path -> matplotlib Figure or text.
     artifacts: dict[str, Any] = field(default_factory=dict)
     params: dict[str, Any] = field(default_factory=dict)

@@ -49,7 +49,7 @@ def per_class_scores(labels: np.ndarray, predictions: np.ndarray) -> dict[str, d
 
 
 def split_report(
-    outputs: SplitOutputs, split: str, *, resamples: int, seed: int, who: str
+    outputs: SplitOutputs, split: str, *, resamples: int, seed: int, who: str, model_uri: str
 ) -> SplitReport:
     """Metrics, summary lines and figures of one scored split; `who` names the model."""
     labels, predictions = outputs.labels, outputs.predictions
@@ -86,4 +86,4 @@ def split_report(
         f"{split} accuracy {accuracy:.4f}  95% bootstrap interval [{low:.4f}, {high:.4f}], "
         f"macro-F1 {macro_f1:.4f}, {len(labels)} notes"
     )
-    return SplitReport(metrics=metrics, lines=[line], artifacts=artifacts)
+    return SplitReport(metrics=metrics, lines=[line], model_uri=model_uri, artifacts=artifacts)

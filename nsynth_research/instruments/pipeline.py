@@ -15,7 +15,7 @@ import tensorflow as tf
 from nsynth_research.core.errors import DataError
 from nsynth_research.instruments.config import FeatureConfig
 from nsynth_research.instruments.data.audio_dataset import checked_notes
-from nsynth_research.instruments.data.reader import Note
+from nsynth_research.instruments.data.notes import Note
 from nsynth_research.instruments.features.cache import FeatureCache, batched_features
 from nsynth_research.instruments.features.stats import FeatureStats
 

@@ -15,7 +15,8 @@ from nsynth_research.core.errors import UserError
 from nsynth_research.core.task import FitResult, Objective, SplitReport
 from nsynth_research.core.tracking import log_figure, log_keras_model, open_store
 from nsynth_research.instruments.config import InstrumentConfig, load_corpus_config
-from nsynth_research.instruments.data.reader import data_fingerprint, read_split
+from nsynth_research.instruments.data.fingerprint import data_fingerprint
+from nsynth_research.instruments.data.reader import read_split
 from nsynth_research.instruments.evaluation import split_report
 from nsynth_research.instruments.features.stats import FeatureStats, load_or_compute_stats
 from nsynth_research.instruments.figures import (
@@ -53,7 +54,7 @@ class InstrumentTask:
 
     def ensure_data(self, config: InstrumentConfig, recipe: Path | None) -> None:
         """Render the embedded corpus when the run points at its (still missing) root."""
-        from nsynth_research.instruments.corpus.render import render_corpus
+        from nsynth_research.instruments.corpus.build import render_corpus
 
         if recipe is None or not Path(recipe).is_file():
             return
@@ -131,7 +132,8 @@ class InstrumentTask:
         model = mlflow.keras.load_model(model_uri)
         outputs = predict_split(model, notes, stats, config)
         who = run.data.tags.get("mlflow.runName", model_run_id)
-        report = split_report(outputs, split, resamples=resamples, seed=config.seed, who=who)
+        report = split_report(
+            outputs, split, resamples=resamples, seed=config.seed, who=who, model_uri=model_uri
+        )
         report.tags["data_fingerprint"] = data_fingerprint(root)
-        report.tags["model_uri"] = model_uri
         return report

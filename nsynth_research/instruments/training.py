@@ -21,7 +21,9 @@ import tensorflow as tf
 from nsynth_research.core.keras_loop import build_optimizer, seed_everything
 from nsynth_research.core.task import FitResult
 from nsynth_research.instruments.config import InstrumentConfig
-from nsynth_research.instruments.data.reader import Note, data_fingerprint, read_split
+from nsynth_research.instruments.data.fingerprint import data_fingerprint
+from nsynth_research.instruments.data.notes import Note
+from nsynth_research.instruments.data.reader import read_split
 from nsynth_research.instruments.features.cache import FeatureCache, cache_dir, ensure_cached
 from nsynth_research.instruments.features.stats import FeatureStats, load_or_compute_stats
 from nsynth_research.instruments.model import build_model, embedding_model

@@ -9,7 +9,7 @@ import tensorflow as tf
 
 from nsynth_research.instruments.config import FeatureConfig
 from nsynth_research.instruments.data.audio_dataset import make_audio_dataset
-from nsynth_research.instruments.data.reader import Note
+from nsynth_research.instruments.data.notes import Note
 from nsynth_research.instruments.features.spectrogram import tf_features
 
 

@@ -35,7 +35,7 @@ from nsynth_research.instruments.data.audio_dataset import epoch_order
 from nsynth_research.instruments.features.batches import computed_features
 
 if TYPE_CHECKING:
-    from nsynth_research.instruments.data.reader import Note
+    from nsynth_research.instruments.data.notes import Note
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +106,7 @@ def batched_features(
 
 def cache_dir(root: Path, split: str, cfg: FeatureConfig) -> Path:
     """`<root>/features/<split>-<key>`, the key covering the features and the split's data."""
-    from nsynth_research.instruments.data.reader import split_fingerprint
+    from nsynth_research.instruments.data.fingerprint import split_fingerprint
 
     payload = f"{cfg.model_dump_json()};{split_fingerprint(root, split)}"
     key = hashlib.sha256(payload.encode()).hexdigest()[:16]

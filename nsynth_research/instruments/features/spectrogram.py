@@ -66,6 +66,39 @@ def tf_features(audio: tf.Tensor, cfg: FeatureConfig) -> tf.Tensor:
     return tf.reshape(flat, tf.concat([tf.shape(audio)[:-1], [cfg.frames, cfg.bins]], 0))
 
 
+def inverse_features(features: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
+    """|STFT| back from `log(1 + scale*|STFT|)`, time-major (frames, bins), float64.
+
+    Negative values (which no real magnitude can give, but an input optimised by gradient
+    ascent can) are clipped to 0 first, i.e. to silence, so the result is a valid magnitude.
+    """
+    features = np.maximum(np.asarray(features, np.float64), 0.0)
+    return np.expm1(features) / cfg.log_scale
+
+
+def magnitude_to_audio(
+    magnitude: np.ndarray, cfg: FeatureConfig, *, n_iter: int = 64, seed: int = 0
+) -> np.ndarray:
+    """A 4 s note whose |STFT| approximates `magnitude` (frames, bins), by Griffin-Lim.
+
+    The STFT settings are `librosa_features`' own (periodic Hann, centred, zero padding), so
+    the features of the result are comparable to the magnitude it came from; the random
+    initial phase is seeded, so the same magnitude always gives the same audio.
+    """
+    audio = librosa.griffinlim(
+        np.asarray(magnitude, np.float32).T,
+        n_iter=n_iter,
+        hop_length=cfg.hop_length,
+        n_fft=cfg.n_fft,
+        window="hann",
+        center=True,
+        pad_mode="constant",
+        length=NUM_SAMPLES,
+        random_state=np.random.default_rng(seed),
+    )
+    return audio.astype(np.float32)
+
+
 @functools.lru_cache(maxsize=8)
 def _compiled_features(n_fft: int, hop_length: int, log_scale: float) -> Callable:
     """One compiled function per feature setting: XLA then specialises it per input shape."""

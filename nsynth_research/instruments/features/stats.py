@@ -29,7 +29,7 @@ from nsynth_research.instruments.config import FeatureConfig
 from nsynth_research.instruments.features.cache import FeatureCache, batched_features
 
 if TYPE_CHECKING:
-    from nsynth_research.instruments.data.reader import Note
+    from nsynth_research.instruments.data.notes import Note
     from nsynth_research.instruments.features.cache import FeatureCache
 
 log = logging.getLogger(__name__)
@@ -173,7 +173,7 @@ def load_or_compute_stats(
     the same names is a miss) and the feature config, so stale statistics are never reused.
     A damaged cache file is recomputed; a read-only data root only costs the cache.
     """
-    from nsynth_research.instruments.data.reader import split_fingerprint
+    from nsynth_research.instruments.data.fingerprint import split_fingerprint
 
     root = Path(root)
     key = manifest_key(notes, cfg, data=split_fingerprint(root, "train"))

@@ -7,12 +7,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import soundfile as sf
 
 import nsynth_research.instruments.features.stats as stats_module
 from nsynth_research.core.errors import DataError
-from nsynth_research.instruments.config import NUM_SAMPLES, SAMPLE_RATE, FeatureConfig
-from nsynth_research.instruments.data.reader import Note, load_audio, read_split
+from nsynth_research.instruments.config import FeatureConfig
+from nsynth_research.instruments.data.audio import load_audio
+from nsynth_research.instruments.data.notes import Note
+from nsynth_research.instruments.data.reader import read_split
 from nsynth_research.instruments.features.spectrogram import librosa_features
 from nsynth_research.instruments.features.stats import (
     FeatureStats,
@@ -21,36 +22,9 @@ from nsynth_research.instruments.features.stats import (
     manifest_key,
     stats_path,
 )
+from tests.instruments.fakes import write_tones
 
 CFG = FeatureConfig()
-
-
-def write_notes(folder: Path, count: int, seed: int = 0) -> list[Note]:
-    """Decaying tones plus noise, different per note, saved as NSynth-format WAVs."""
-    rng = np.random.default_rng(seed)
-    t = np.arange(NUM_SAMPLES) / SAMPLE_RATE
-    notes = []
-    for i in range(count):
-        pitch = int(rng.integers(24, 100))
-        freq = 440 * 2 ** ((pitch - 69) / 12)
-        tone = 0.6 * np.sin(2 * np.pi * freq * t) * np.exp(-t * rng.uniform(0, 3))
-        audio = tone + 0.01 * rng.standard_normal(NUM_SAMPLES)
-        name = f"bass_synthetic_{i:03d}-{pitch:03d}-100"
-        path = folder / f"{name}.wav"
-        sf.write(path, audio, SAMPLE_RATE, subtype="PCM_16")
-        notes.append(
-            Note(
-                note_str=name,
-                path=str(path),
-                family=i % 11,
-                instrument_str=name.split("-")[0],
-                instrument=i,
-                source=2,
-                pitch=pitch,
-                velocity=100,
-            )
-        )
-    return notes
 
 
 def numpy_stats(notes: list[Note]) -> tuple[np.ndarray, np.ndarray]:
@@ -77,7 +51,7 @@ def test_stats_equal_numpy_on_real_notes(train_notes: list[Note]) -> None:
 
 
 def test_stats_equal_numpy_on_synthetic_notes(tmp_path: Path) -> None:
-    notes = write_notes(tmp_path, 9)
+    notes = write_tones(tmp_path, 9)
     stats = compute_stats(notes, CFG, batch_size=4, progress=False)
     mean, std = numpy_stats(notes)
     np.testing.assert_allclose(stats.mean, mean, atol=1e-4, rtol=0)
@@ -87,14 +61,14 @@ def test_stats_equal_numpy_on_synthetic_notes(tmp_path: Path) -> None:
 
 
 def test_constant_input_has_zero_std(tmp_path: Path) -> None:
-    note = write_notes(tmp_path, 1)[0]
+    note = write_tones(tmp_path, 1)[0]
     stats = compute_stats([note, note, note], CFG, progress=False)
     np.testing.assert_allclose(stats.mean, librosa_features(load_audio(note.path), CFG), atol=1e-5)
     assert np.abs(stats.std).max() < 1e-5
 
 
 def test_save_load_roundtrip(tmp_path: Path) -> None:
-    stats = compute_stats(write_notes(tmp_path, 3), CFG, progress=False)
+    stats = compute_stats(write_tones(tmp_path, 3), CFG, progress=False)
     path = tmp_path / "deep" / "stats.npz"
     stats.save(path)
     loaded = FeatureStats.load(path)

@@ -6,14 +6,19 @@ from pathlib import Path
 
 import keras
 import mlflow
+import numpy as np
 import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
 from nsynth_research.core.config import validate
-from nsynth_research.core.tracking import open_store, run_config, tracked_training
+from nsynth_research.core.runs import run_config, tracked_training
+from nsynth_research.core.tracking import open_store
 from nsynth_research.instruments.config import InstrumentConfig, load_config
+from nsynth_research.instruments.task import InstrumentTask
 from nsynth_research.instruments.training import PreparedData, prepare_data
+
+TASK = InstrumentTask()
 
 pytestmark = pytest.mark.slow
 
@@ -49,7 +54,7 @@ def test_a_run_logs_everything_needed_to_browse_and_rebuild_it(
     tiny_corpus: Path, data: PreparedData, tmp_path: Path
 ) -> None:
     cfg = config_for(tiny_corpus, tmp_path / "mlruns")
-    tracked = tracked_training(cfg, data, verbose=0)
+    tracked = tracked_training(TASK, cfg, data, verbose=0)
     client = open_store(cfg.tracking)
     run = client.get_run(tracked.run_id)
     assert run.info.status == "FINISHED"
@@ -61,7 +66,7 @@ def test_a_run_logs_everything_needed_to_browse_and_rebuild_it(
     assert [m.value for m in history] == pytest.approx(tracked.result.history["val_accuracy"])
     assert len(client.get_metric_history(tracked.run_id, "train_loss")) == 2
     metrics = run.data.metrics
-    assert metrics["best_val_accuracy"] == pytest.approx(tracked.result.val_accuracy)
+    assert metrics["best_val_accuracy"] == pytest.approx(tracked.result.objective)
     assert metrics["examples_per_second"] > 0 and metrics["wall_seconds"] > 0
     assert run.data.params["model.filters"] == "[16, 16, 32]"
     tags = run.data.tags
@@ -78,14 +83,19 @@ def test_a_run_logs_everything_needed_to_browse_and_rebuild_it(
     } <= files
 
     # The logged config alone re-creates the run's config.
-    assert run_config(client, tracked.run_id) == cfg
+    assert run_config(client, tracked.run_id, InstrumentConfig) == cfg
     text = mlflow.artifacts.load_text(f"runs:/{tracked.run_id}/config.yaml")
-    assert validate(yaml.safe_load(text)) == cfg
+    assert validate(yaml.safe_load(text), "config", InstrumentConfig) == cfg
 
-    # The logged model is the trained one.
+    # The logged model is the trained one: same weights, same logits (a freshly built model
+    # of the same shape would have the same parameter count but not these).
     model = mlflow.keras.load_model(tags["model_uri"])
     assert isinstance(model, keras.Model)
-    assert model.count_params() == tracked.result.model.count_params()
+    trained = tracked.result.model
+    for mine, logged in zip(trained.get_weights(), model.get_weights(), strict=True):
+        np.testing.assert_array_equal(mine, logged)
+    x = np.random.default_rng(0).standard_normal((2, *trained.input_shape[1:])).astype("float32")
+    np.testing.assert_allclose(model(x, training=False), trained(x, training=False), atol=1e-6)
 
 
 class Boom(keras.callbacks.Callback):
@@ -106,7 +116,7 @@ def test_a_failing_run_is_marked_failed_with_its_error(
 ) -> None:
     cfg = config_for(tiny_corpus, tmp_path / "mlruns", "tracking.log_model=false")
     with pytest.raises(RuntimeError, match="disk full"):
-        tracked_training(cfg, data, callbacks=[Boom(RuntimeError("disk full"))], verbose=0)
+        tracked_training(TASK, cfg, data, callbacks=[Boom(RuntimeError("disk full"))], verbose=0)
     client = open_store(cfg.tracking)
     (run,) = client.search_runs([client.get_experiment_by_name("test").experiment_id])
     assert run.info.status == "FAILED"
@@ -120,7 +130,12 @@ def test_a_pruned_run_is_marked_and_keeps_its_curve(
     cfg = config_for(tiny_corpus, tmp_path / "mlruns", "tracking.log_model=false")
     with pytest.raises(Pruned):
         tracked_training(
-            cfg, data, callbacks=[Boom(Pruned("pruned at epoch 0"))], pruned=(Pruned,), verbose=0
+            TASK,
+            cfg,
+            data,
+            callbacks=[Boom(Pruned("pruned at epoch 0"))],
+            pruned=(Pruned,),
+            verbose=0,
         )
     client = open_store(cfg.tracking)
     (run,) = client.search_runs([client.get_experiment_by_name("test").experiment_id])

@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-import tarfile
 from pathlib import Path
 
 import numpy as np
@@ -16,39 +15,17 @@ import tensorflow as tf
 
 from nsynth_research.core.errors import DataError
 from nsynth_research.instruments.config import NUM_SAMPLES, SAMPLE_RATE, FeatureConfig
-from nsynth_research.instruments.data.reader import Note, load_audio, read_split
+from nsynth_research.instruments.data.audio import load_audio
+from nsynth_research.instruments.data.audio_dataset import make_audio_dataset
+from nsynth_research.instruments.data.notes import Note
+from nsynth_research.instruments.data.reader import read_split
 from nsynth_research.instruments.features.spectrogram import librosa_features
 from nsynth_research.instruments.features.stats import FeatureStats
-from nsynth_research.instruments.pipeline import make_audio_dataset, make_dataset
+from nsynth_research.instruments.pipeline import make_dataset
+from tests.instruments.fakes import build_archive, note_at, write_notes
 
 CFG = FeatureConfig()
-REPO = Path(__file__).resolve().parents[1]
-
-
-def write_notes(folder: Path, count: int, seed: int = 0) -> list[Note]:
-    """Short distinct noises saved as NSynth-format WAVs; family = index mod 11."""
-    rng = np.random.default_rng(seed)
-    folder.mkdir(parents=True, exist_ok=True)
-    notes = []
-    for i in range(count):
-        name = f"guitar_acoustic_{i:03d}-060-100"
-        path = folder / f"{name}.wav"
-        sf.write(path, 0.2 * rng.standard_normal(NUM_SAMPLES), SAMPLE_RATE, subtype="PCM_16")
-        notes.append(note_at(name, str(path), i % 11, i))
-    return notes
-
-
-def note_at(name: str, path: str, family: int, instrument: int = 0) -> Note:
-    return Note(
-        note_str=name,
-        path=path,
-        family=family,
-        instrument_str=name.split("-")[0],
-        instrument=instrument,
-        source=0,
-        pitch=60,
-        velocity=100,
-    )
+REPO = Path(__file__).resolve().parents[2]
 
 
 def random_stats(seed: int = 0) -> FeatureStats:
@@ -135,8 +112,8 @@ def test_order_is_the_same_in_another_process(small_notes: list[Note], tmp_path:
     # The other process also sets TensorFlow's global seed, which must not matter.
     script = f"""
 import json, tensorflow as tf
-from nsynth_research.instruments.data.reader import Note
-from nsynth_research.instruments.pipeline import make_audio_dataset
+from nsynth_research.instruments.data.notes import Note
+from nsynth_research.instruments.data.audio_dataset import make_audio_dataset
 tf.random.set_seed(12345)
 notes = [Note(**d) for d in json.load(open({str(manifest)!r}))]
 ds = make_audio_dataset(notes, shuffle=True, seed=3)
@@ -151,18 +128,6 @@ print(json.dumps([[int(y) for _, y in ds] for _ in range(2)]))
     ds = make_audio_dataset(small_notes, shuffle=True, seed=3)
     here = [[int(y) for _, y in ds] for _ in range(2)]
     assert json.loads(out.stdout.strip().splitlines()[-1]) == here
-
-
-def build_archive(folder: Path, notes: list[Note]) -> list[Note]:
-    """Pack the notes' WAVs into a .tar.gz the way NSynth ships, and point notes into it."""
-    archive = folder / "nsynth-train.jsonwav.tar.gz"
-    with tarfile.open(archive, "w:gz") as tar:
-        for note in notes:
-            tar.add(note.path, arcname=f"nsynth-train/audio/{note.note_str}.wav")
-    return [
-        note_at(n.note_str, f"{archive}::nsynth-train/audio/{n.note_str}.wav", n.family)
-        for n in notes
-    ]
 
 
 def test_archive_and_files_mixed(tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from nsynth_research.core.errors import ConfigError
-from nsynth_research.core.study import (
+from nsynth_research.core.space import (
     base_config,
     baseline_params,
     check_search_space,
@@ -16,14 +16,15 @@ from nsynth_research.core.study import (
     trial_config,
 )
 from nsynth_research.core.study_config import load_study_config
+from nsynth_research.instruments.config import InstrumentConfig
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 DEFAULT = REPO / "experiments" / "default.yaml"
 
 
 def test_default_experiment_is_valid_and_enqueues_the_seed() -> None:
     study = load_study_config(DEFAULT, [f"base_config={REPO / 'configs/baseline.yaml'}"])
-    base = base_config(study)
+    base = base_config(study, InstrumentConfig)
     check_search_space(study, base)
     params = baseline_params(study, base)
     assert params["first_conv"] == "seed_3x513"
@@ -37,7 +38,7 @@ def test_default_experiment_is_valid_and_enqueues_the_seed() -> None:
 
 def test_trial_params_set_bundled_keys() -> None:
     study = load_study_config(DEFAULT, [f"base_config={REPO / 'configs/baseline.yaml'}"])
-    base = base_config(study)
+    base = base_config(study, InstrumentConfig)
     params = baseline_params(study, base) | {
         "first_conv": "band_3x32",
         "model.filters": encode_choice([32, 64, 64, 128]),
@@ -67,14 +68,14 @@ def test_unknown_search_key_is_named(tmp_path: Path) -> None:
     )
     study = load_study_config(path)
     with pytest.raises(ConfigError, match="frist_kernel"):
-        check_search_space(study, base_config(study))
+        check_search_space(study, base_config(study, InstrumentConfig))
 
 
 def test_impossible_choice_fails_before_training(tmp_path: Path) -> None:
     body = "search_space:\n  model.filters: {type: categorical, choices: [[8, 8, 8, 8, 8, 8]]}\n"
     study = load_study_config(write(tmp_path, body))
     with pytest.raises(ConfigError, match=r"(?s)search_space.model.filters .*shrinks time"):
-        check_search_space(study, base_config(study))
+        check_search_space(study, base_config(study, InstrumentConfig))
 
 
 @pytest.mark.parametrize(
@@ -102,4 +103,4 @@ def test_baseline_outside_the_space_is_an_error(tmp_path: Path) -> None:
     body = "search_space:\n  optimizer.name: {type: categorical, choices: [adam, sgd]}\n"
     study = load_study_config(write(tmp_path, body))
     with pytest.raises(ConfigError, match="cannot be enqueued"):
-        baseline_params(study, base_config(study))
+        baseline_params(study, base_config(study, InstrumentConfig))

@@ -8,6 +8,7 @@ import pytest
 from nsynth_research.core.errors import UserError
 from nsynth_research.core.reproduce import REPRODUCES_TAG, reproduce
 from nsynth_research.core.tracking import open_store, tracked_run
+from nsynth_research.tasks import task_for
 
 pytestmark = pytest.mark.slow
 
@@ -15,7 +16,7 @@ pytestmark = pytest.mark.slow
 def test_reproduction_is_identical_and_tagged(tiny_run) -> None:
     config, run_id = tiny_run
     said: list[str] = []
-    result = reproduce(run_id, config.tracking, announce=said.append)
+    result = reproduce(task_for, run_id, config.tracking, announce=said.append)
     assert result.identical
     original, again = result.rows[0][1], result.rows[0][2]
     assert original == again
@@ -29,8 +30,8 @@ def test_reproduction_is_identical_and_tagged(tiny_run) -> None:
 def test_unknown_run_and_run_without_config(tiny_run) -> None:
     config, _ = tiny_run
     with pytest.raises(UserError, match="no run 'feedfacefeedface'"):
-        reproduce("feedfacefeedface", config.tracking)
+        reproduce(task_for, "feedfacefeedface", config.tracking)
     with tracked_run(config.tracking, run_name="bare") as bare:
         mlflow.log_metric("x", 1.0)
     with pytest.raises(UserError, match=r"has no config\.yaml"):
-        reproduce(bare.info.run_id, config.tracking)
+        reproduce(task_for, bare.info.run_id, config.tracking)

@@ -12,11 +12,12 @@ import pytest
 
 from nsynth_research.core.errors import DataError
 from nsynth_research.instruments.config import FeatureConfig
-from nsynth_research.instruments.data.reader import load_audio, read_split
+from nsynth_research.instruments.data.audio import load_audio
+from nsynth_research.instruments.data.reader import read_split
 from nsynth_research.instruments.features.cache import cache_dir, ensure_cached
 from nsynth_research.instruments.features.spectrogram import librosa_features
 from nsynth_research.instruments.features.stats import compute_stats
-from tests.test_pipeline import build_archive, write_notes
+from tests.instruments.fakes import build_archive, write_notes
 
 CFG = FeatureConfig()
 NBYTES = CFG.frames * CFG.bins * 4

@@ -12,16 +12,22 @@ import pytest
 import yaml
 from optuna.trial import TrialState
 
+import nsynth_research.core.storage as storage_module
 import nsynth_research.core.study as study_module
 from nsynth_research.core.errors import UserError
 from nsynth_research.core.selection import EVALUATED_TAG, evaluate_study, format_summary
-from nsynth_research.core.study import RUN_ATTR, base_config, load_study, run_sweep
+from nsynth_research.core.space import base_config
+from nsynth_research.core.storage import RUN_ATTR, load_study
+from nsynth_research.core.study import run_sweep
 from nsynth_research.core.study_config import StudyConfig, load_study_config
 from nsynth_research.core.tracking import open_store
-from nsynth_research.instruments.families import FAMILIES
+from nsynth_research.instruments.config import InstrumentConfig
+from nsynth_research.instruments.task import InstrumentTask
+
+TASK = InstrumentTask()
 
 pytestmark = pytest.mark.slow
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 class PruneTrial(optuna.pruners.BasePruner):
@@ -70,7 +76,7 @@ def write_study(tmp_path: Path, corpus: Path, n_trials: int) -> Path:
 
 
 def children(study: StudyConfig, parent: str) -> list[mlflow.entities.Run]:
-    base = base_config(study)
+    base = base_config(study, InstrumentConfig)
     client = open_store(base.tracking)
     exp = client.get_experiment_by_name("study-tiny").experiment_id
     return client.search_runs([exp], f"tags.mlflow.parentRunId = '{parent}'")
@@ -79,10 +85,10 @@ def children(study: StudyConfig, parent: str) -> list[mlflow.entities.Run]:
 def test_study_end_to_end(
     tiny_corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(study_module, "make_pruner", lambda study: PruneTrial({2}))
+    monkeypatch.setattr(storage_module, "make_pruner", lambda study: PruneTrial({2}))
     path = write_study(tmp_path, tiny_corpus, n_trials=3)
     study = load_study_config(path)
-    outcome = run_sweep(study, path)
+    outcome = run_sweep(TASK, study, path)
     opt = outcome.study
     client = open_store(outcome.base.tracking)
 
@@ -111,17 +117,18 @@ def test_study_end_to_end(
     assert parent.data.metrics["trials_pruned"] == 1 and parent.data.metrics["trials_complete"] == 2
 
     # The champion is the best trial by validation accuracy, scored once on test.
-    evaluation = evaluate_study(study)
+    evaluation = evaluate_study(TASK, study)
     best = max(
         (t for t in opt.trials if t.state == TrialState.COMPLETE),
         key=lambda t: (t.value, -t.number),
     )
     assert evaluation.trial == best.number
-    assert 0.0 <= evaluation.interval[0] <= evaluation.accuracy <= evaluation.interval[1] <= 1.0
-    assert set(evaluation.per_class) <= set(FAMILIES)
+    m = evaluation.metrics
+    low, high = m["test_accuracy_ci_low"], m["test_accuracy_ci_high"]
+    assert 0.0 <= low <= m["test_accuracy"] <= high <= 1.0
     run = client.get_run(evaluation.run_id)
     assert run.data.tags["evaluated_run_id"] == best.user_attrs[RUN_ATTR]
-    assert run.data.metrics["test_accuracy"] == pytest.approx(evaluation.accuracy)
+    assert run.data.metrics["test_accuracy"] == pytest.approx(m["test_accuracy"])
     figures = {a.path for a in client.list_artifacts(evaluation.run_id, "figures")}
     assert {
         "figures/confusion_test.png",
@@ -131,11 +138,11 @@ def test_study_end_to_end(
     version = client.get_model_version_by_alias("nsynth-tiny", "champion")
     assert version.tags["run_id"] == best.user_attrs[RUN_ATTR]
     assert client.get_run(outcome.parent_run_id).data.tags[EVALUATED_TAG] == evaluation.run_id
-    assert "seed baseline (trial 0)" in format_summary(opt, evaluation)
+    assert "seed baseline (trial 0)" in format_summary(opt, TASK.objective, evaluation)
 
     # A second look at test is refused, and the refusal is logged.
     with pytest.raises(UserError, match="already evaluated"):
-        evaluate_study(study)
+        evaluate_study(TASK, study)
     refused = [
         r for r in children(study, outcome.parent_run_id) if r.data.tags.get("state") == "REFUSED"
     ]
@@ -144,7 +151,7 @@ def test_study_end_to_end(
     # Rerunning with a larger budget continues the same study: nothing lost or repeated.
     first_params = [t.params for t in opt.trials]
     bigger = load_study_config(path, ["n_trials=4"])
-    resumed = run_sweep(bigger, path)
+    resumed = run_sweep(TASK, bigger, path)
     assert resumed.parent_run_id == outcome.parent_run_id
     assert len(resumed.study.trials) == 4
     assert [t.number for t in resumed.study.trials] == [0, 1, 2, 3]
@@ -168,14 +175,14 @@ def test_an_interrupted_trial_is_failed_not_running(
 
     monkeypatch.setattr(study_module, "KerasPruningCallback", interrupt_trial_1)
     with pytest.raises(KeyboardInterrupt):
-        run_sweep(study, path)
-    opt = load_study(study, base_config(study))
+        run_sweep(TASK, study, path)
+    opt = load_study(study, base_config(study, InstrumentConfig), "maximize")
     assert [t.state for t in opt.trials] == [TrialState.COMPLETE, TrialState.FAIL]
-    client = open_store(base_config(study).tracking)
+    client = open_store(base_config(study, InstrumentConfig).tracking)
     killed = client.get_run(opt.trials[1].user_attrs[RUN_ATTR])
     assert killed.info.status == "FAILED" and killed.data.tags["state"] == "INTERRUPTED"
 
     monkeypatch.setattr(study_module, "KerasPruningCallback", real)
-    resumed = run_sweep(study, path)
+    resumed = run_sweep(TASK, study, path)
     states = [t.state for t in resumed.study.trials]
     assert states == [TrialState.COMPLETE, TrialState.FAIL, TrialState.COMPLETE]

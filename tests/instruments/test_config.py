@@ -11,7 +11,7 @@ from nsynth_research.core.config import parse_overrides, validate
 from nsynth_research.core.errors import ConfigError
 from nsynth_research.instruments.config import InstrumentConfig, load_config, load_corpus_config
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
 
 def test_baseline_yaml_is_the_seed_model() -> None:
@@ -74,7 +74,7 @@ def test_resolved_config_round_trips_through_yaml() -> None:
     cfg = load_config(
         CONFIGS / "baseline.yaml", ["model.first_kernel=[5,32]", "model.first_stride=[1,16]"]
     )
-    again = validate(yaml.safe_load(cfg.to_yaml()))
+    again = validate(yaml.safe_load(cfg.to_yaml()), "config", InstrumentConfig)
     assert again == cfg
     assert isinstance(again, InstrumentConfig)
     assert cfg.flat()["model.first_kernel"] == [5, 32]

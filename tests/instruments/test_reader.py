@@ -13,14 +13,10 @@ import soundfile as sf
 
 from nsynth_research.core.errors import DataError
 from nsynth_research.instruments.config import NUM_SAMPLES, SAMPLE_RATE
-from nsynth_research.instruments.data.reader import (
-    Note,
-    data_fingerprint,
-    iter_audio,
-    load_audio,
-    read_split,
-    split_fingerprint,
-)
+from nsynth_research.instruments.data.audio import iter_audio, load_audio
+from nsynth_research.instruments.data.fingerprint import data_fingerprint, split_fingerprint
+from nsynth_research.instruments.data.notes import Note
+from nsynth_research.instruments.data.reader import read_split
 from nsynth_research.instruments.families import FAMILIES, FAMILY_INDEX
 
 NAMES = [

@@ -12,22 +12,24 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-import nsynth_research.instruments.corpus.render as corpus
+import nsynth_research.instruments.corpus.build as build
+import nsynth_research.instruments.corpus.render as render
 from nsynth_research.core.errors import DataError
+from nsynth_research.core.files import TEMP_SUFFIX
 from nsynth_research.instruments.config import NUM_SAMPLES, SAMPLE_RATE, CorpusConfig
-from nsynth_research.instruments.corpus.render import (
-    MARKER_NAME,
+from nsynth_research.instruments.corpus.build import MARKER_NAME, render_corpus
+from nsynth_research.instruments.corpus.plan import (
     PITCH_RANGES,
-    TEMP_SUFFIX,
-    assert_instrument_disjoint,
     assign_splits,
     default_soundfont,
     note_plan,
     plan_instruments,
     program_source,
-    render_corpus,
 )
-from nsynth_research.instruments.data.reader import SPLITS, load_audio, read_split
+from nsynth_research.instruments.corpus.summary import assert_instrument_disjoint
+from nsynth_research.instruments.data.audio import load_audio
+from nsynth_research.instruments.data.notes import SPLITS
+from nsynth_research.instruments.data.reader import read_split
 from nsynth_research.instruments.families import FAMILIES
 
 OFFICIAL = {
@@ -231,7 +233,7 @@ def test_an_interrupted_render_resumes_and_cleans_up(tiny_corpus: Path, tmp_path
     lost = sorted(audio.glob("*.wav"))[:3]
     for path in lost:
         path.unlink()
-    half = audio / f"{lost[0].name}{TEMP_SUFFIX}"
+    half = audio / f".{lost[0].name}.killed{TEMP_SUFFIX}"  # what a killed writer leaves
     half.write_bytes(b"half a wav")
     summary = render_corpus(CorpusConfig(root=root, size="tiny"), progress=False)
     assert summary.rendered == 3
@@ -253,8 +255,8 @@ def test_silent_and_clipping_notes_are_dropped_and_counted(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Gain pushing the loud notes past full scale, a floor making the quiet ones "silent".
-    monkeypatch.setattr(corpus, "TARGET_PEAK", 1.6)
-    monkeypatch.setattr(corpus, "SILENT_PEAK", 0.2)
+    monkeypatch.setattr(render, "TARGET_PEAK", 1.6)
+    monkeypatch.setattr(build, "SILENT_PEAK", 0.2)
     root = tmp_path / "dropping"
     summary = render_corpus(CorpusConfig(root=root, size="tiny"), progress=False)
     planned = sum(len(note_plan(i, "tiny")) for i in plan_instruments(CorpusConfig(size="tiny")))

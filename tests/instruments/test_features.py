@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 from pathlib import Path
 
 import librosa
@@ -44,9 +43,17 @@ def synthetic_signals() -> dict[str, np.ndarray]:
     }
 
 
-def test_librosa_default_padding_is_zeros() -> None:
-    # The reference pins pad_mode itself; this records the librosa default it agrees with.
-    assert inspect.signature(librosa.stft).parameters["pad_mode"].default == "constant"
+def test_reference_is_the_classic_definition_with_zero_padding() -> None:
+    # The project's reference, spelled out independently: centred STFT with zero padding at
+    # the edges, periodic Hann, log(1 + scale*|S|), time-major. Reflect padding (librosa's
+    # old default) gives different edge frames, so a drift of the reference is caught.
+    audio = synthetic_signals()["decaying_bass"]
+    spec = librosa.stft(audio, n_fft=1024, hop_length=256, center=True, pad_mode="constant")
+    expected = np.log1p(1000.0 * np.abs(spec)).T
+    got = librosa_features(audio, CFG)
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-6)
+    reflect = librosa.stft(audio, n_fft=1024, hop_length=256, center=True, pad_mode="reflect")
+    assert np.abs(got[0] - np.log1p(1000.0 * np.abs(reflect)).T[0]).max() > 0.1
 
 
 def test_reference_shape_and_centring() -> None:
@@ -78,7 +85,8 @@ def test_tf_matches_librosa_on_synthetic_signals() -> None:
 
 
 def test_tf_matches_librosa_on_real_notes(tiny_corpus: Path) -> None:
-    from nsynth_research.instruments.data.reader import iter_audio, read_split
+    from nsynth_research.instruments.data.audio import iter_audio
+    from nsynth_research.instruments.data.reader import read_split
 
     notes = read_split(tiny_corpus, "train")
     # Spread over the corpus so several families and registers are covered.
