@@ -104,3 +104,38 @@ def test_statistics_from_the_cache_equal_those_from_audio(
     np.testing.assert_array_equal(cached.mean, direct.mean)
     np.testing.assert_array_equal(cached.std, direct.std)
     assert cached.fingerprint == direct.fingerprint
+
+
+def test_two_processes_filling_one_cache_both_succeed(tmp_path: Path) -> None:
+    # Parallel sweep workers fill the same cache at once: each file is written atomically, so
+    # both see complete files and the result equals a single process's.
+    import subprocess
+    import sys
+    import textwrap
+
+    notes = write_notes(tmp_path / "wavs", 12)
+    alone = ensure_cached(notes, CFG, tmp_path / "alone", progress=False)
+    script = textwrap.dedent(
+        f"""
+        from pathlib import Path
+        from nsynth_research.instruments.config import FeatureConfig
+        from nsynth_research.instruments.features.cache import ensure_cached
+        from tests.instruments.fakes import note_at
+        paths = sorted(Path({str(tmp_path / "wavs")!r}).glob("*.wav"))
+        notes = [note_at(p.stem, str(p), i % 11) for i, p in enumerate(paths)]
+        ensure_cached(notes, FeatureConfig(), Path({str(tmp_path / "shared")!r}), progress=False)
+        """
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    procs = [
+        subprocess.Popen([sys.executable, "-c", script], env=env, stderr=subprocess.PIPE)
+        for _ in range(2)
+    ]
+    for proc in procs:
+        _, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err.decode()[-2000:]
+    shared = sorted((tmp_path / "shared").iterdir())
+    assert [p.name for p in shared] == sorted(alone.path_for(n).name for n in notes)
+    for note in notes:
+        path = tmp_path / "shared" / alone.path_for(note).name
+        np.testing.assert_array_equal(stored(path), stored(alone.path_for(note)))

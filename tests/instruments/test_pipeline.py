@@ -186,7 +186,7 @@ def test_inputs_are_validated(small_notes: list[Note], tmp_path: Path) -> None:
     sf.write(stereo, np.zeros((NUM_SAMPLES, 2)), SAMPLE_RATE, subtype="PCM_16")
     with pytest.raises(DataError, match="2 channels"):
         make_audio_dataset([note_at("s", str(stereo), 0)], shuffle=False)
-    with pytest.raises(DataError, match="cannot read"):
+    with pytest.raises(DataError, match=r"missing\.wav: not a readable WAV file"):
         make_audio_dataset([note_at("m", str(tmp_path / "missing.wav"), 0)], shuffle=False)
 
 
@@ -207,13 +207,43 @@ def test_long_and_non_16_bit_files_read_like_the_reader(tmp_path: Path, subtype:
 
 
 def test_bad_file_mid_stream_names_its_path(small_notes: list[Note], tmp_path: Path) -> None:
+    # Every header is checked before the first batch, so a truncated third file is refused
+    # up front, by name, not after two batches of training.
     short = tmp_path / "short.wav"
     sf.write(short, np.zeros(NUM_SAMPLES // 2), SAMPLE_RATE, subtype="PCM_16")
-    ds = make_audio_dataset([*small_notes[:2], note_at("s", str(short), 0)], shuffle=False)
+    with pytest.raises(DataError, match=r"short\.wav: truncated, 32000 samples"):
+        make_audio_dataset([*small_notes[:2], note_at("s", str(short), 0)], shuffle=False)
+    # A file damaged after that check still fails in-graph, naming its path.
+    fine = tmp_path / "fine.wav"
+    sf.write(fine, np.zeros(NUM_SAMPLES), SAMPLE_RATE, subtype="PCM_16")
+    ds = make_audio_dataset([*small_notes[:2], note_at("f", str(fine), 0)], shuffle=False)
+    sf.write(fine, np.zeros(NUM_SAMPLES // 2), SAMPLE_RATE, subtype="PCM_16")
     with pytest.raises(
-        tf.errors.InvalidArgumentError, match=r"shorter than 64000 samples.*short\.wav"
+        tf.errors.InvalidArgumentError, match=r"shorter than 64000 samples.*fine\.wav"
     ):
         list(ds)
+
+
+def test_a_corpus_mixing_wav_encodings_is_decoded_file_by_file(tmp_path: Path) -> None:
+    # The decoder used to be chosen from the first file alone: a 16-bit first file made every
+    # later 24-bit or float file fail in TensorFlow's decoder.
+    rng = np.random.default_rng(4)
+    notes = []
+    for i, subtype in enumerate(["PCM_16", "PCM_24", "FLOAT", "PCM_16", "PCM_24"]):
+        path = tmp_path / f"m{i}.wav"
+        sf.write(
+            path,
+            np.clip(0.3 * rng.standard_normal(NUM_SAMPLES), -1, 1),
+            SAMPLE_RATE,
+            subtype=subtype,
+        )
+        notes.append(note_at(f"m{i}", str(path), i))
+    for shuffle in (False, True):
+        ds = make_audio_dataset(notes, shuffle=shuffle, seed=1, positions=True)
+        got = {int(i): a.numpy() for a, i in ds}
+        assert sorted(got) == list(range(len(notes)))
+        for i, note in enumerate(notes):
+            np.testing.assert_array_equal(got[i], load_audio(note.path))
 
 
 def test_cached_features_give_identical_batches(real_notes: list[Note], tmp_path: Path) -> None:

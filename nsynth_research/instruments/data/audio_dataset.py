@@ -14,13 +14,12 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
-import soundfile as sf
 import tensorflow as tf
 
 from nsynth_research.core.errors import DataError
 from nsynth_research.instruments.config import NUM_SAMPLES, SAMPLE_RATE
+from nsynth_research.instruments.data.audio import iter_audio, load_audio, probe_files
 from nsynth_research.instruments.data.notes import Note
-from nsynth_research.instruments.data.audio import iter_audio, load_audio
 from nsynth_research.instruments.families import NUM_CLASSES
 
 #: Element spec of `make_audio_dataset`.
@@ -60,7 +59,8 @@ def make_audio_dataset(
     archived = [i for i, n in enumerate(notes) if n.in_archive]
     parts: list[tf.data.Dataset] = []
     if files:
-        pcm16 = _check_wav_header(notes[files[0]].path)
+        problems, pcm16 = probe_files([notes[i].path for i in files])
+        problems.raise_if_any("the notes to read")
         parts.append(_file_dataset(notes, files, shuffle=shuffle, seed=seed, pcm16=pcm16))
     if archived:
         parts.append(
@@ -124,15 +124,24 @@ def epoch_order(count: int, *, shuffle: bool, seed: int) -> tf.data.Dataset:
 
 
 def _file_dataset(
-    notes: list[Note], indices: list[int], *, shuffle: bool, seed: int, pcm16: bool
+    notes: list[Note], indices: list[int], *, shuffle: bool, seed: int, pcm16: list[bool]
 ) -> tf.data.Dataset:
-    """(audio, position in `notes`) for the plain-file notes at `indices`."""
+    """(audio, position in `notes`) for the plain-file notes at `indices`; each file is
+    decoded in-graph when it is 16-bit PCM, by the reader otherwise."""
     paths = tf.constant([notes[i].path for i in indices], tf.string)
     where = tf.constant(indices, tf.int32)
+    in_graph = tf.constant(pcm16, tf.bool)
     order = epoch_order(len(indices), shuffle=shuffle, seed=seed)
-    ds = order.map(lambda i: (tf.gather(paths, i), tf.gather(where, i)))
-    decode = _decode_wav if pcm16 else _decode_soundfile
-    return ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+    def decode(i: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        path, position = tf.gather(paths, i), tf.gather(where, i)
+        return tf.cond(
+            tf.gather(in_graph, i),
+            lambda: _decode_wav(path, position),
+            lambda: _decode_soundfile(path, position),
+        )
+
+    return order.map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
 
 def _decode_wav(path: tf.Tensor, label: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
@@ -207,23 +216,3 @@ def checked_notes(notes: Sequence[Note]) -> list[Note]:
                 f"0..{NUM_CLASSES - 1}"
             )
     return notes
-
-
-def _check_wav_header(path: str) -> bool:
-    """Whether the corpus is 16-bit PCM (decoded in-graph) or another encoding (decoded by
-    the reader). Checking the first file catches a wrong-format corpus before training starts,
-    with a message that says what is wrong, instead of at its first batch."""
-    try:
-        info = sf.info(path)
-    except (OSError, RuntimeError) as exc:
-        raise DataError(f"cannot read audio file {path}: {exc}") from None
-    problems = []
-    if info.samplerate != SAMPLE_RATE:
-        problems.append(f"rate {info.samplerate} Hz (need {SAMPLE_RATE})")
-    if info.channels != 1:
-        problems.append(f"{info.channels} channels (need mono)")
-    if info.frames < NUM_SAMPLES:
-        problems.append(f"{info.frames} samples (need at least {NUM_SAMPLES})")
-    if problems:
-        raise DataError(f"audio file {path} is not NSynth format: {', '.join(problems)}")
-    return info.format == "WAV" and info.subtype == "PCM_16"

@@ -218,7 +218,7 @@ def _read_dir(directory: Path, check_audio: bool) -> list[Note]:
     examples = _parse_examples(meta.read_bytes(), str(meta)) if meta.is_file() else None
     notes = _join(examples, audio, str(directory), "examples.json")
     if check_audio:
-        probe_files([n.path for n in notes]).raise_if_any(str(audio_dir))
+        probe_files([n.path for n in notes])[0].raise_if_any(str(audio_dir))
     return notes
 
 

@@ -66,7 +66,7 @@ class FeatureStats:
     ) -> FeatureStats:
         mean = np.ascontiguousarray(mean, np.float32)
         std = np.ascontiguousarray(std, np.float32)
-        fingerprint = _fingerprint(mean, std, count, cfg, identity)
+        fingerprint = _fingerprint(mean, std, count, cfg.model_dump_json(), identity)
         return cls(mean, std, int(count), fingerprint, cfg, identity)
 
     def save(self, path: Path) -> None:
@@ -109,7 +109,7 @@ class FeatureStats:
                 f"feature statistics {path} are malformed (mean {mean.shape}, std {std.shape}, "
                 f"count {count}); delete the file to recompute them"
             )
-        if cfg is not None and _fingerprint(mean, std, count, cfg, identity) != fingerprint:
+        if cfg is not None and _fingerprint(mean, std, count, config_json, identity) != fingerprint:
             raise DataError(
                 f"feature statistics {path} do not match their fingerprint {fingerprint}; "
                 "the file is damaged: delete it to recompute them"
@@ -214,12 +214,15 @@ def manifest_key(notes: Sequence[Note], cfg: FeatureConfig, data: str = "") -> s
 
 
 def _fingerprint(
-    mean: np.ndarray, std: np.ndarray, count: int, cfg: FeatureConfig, identity: str
+    mean: np.ndarray, std: np.ndarray, count: int, cfg_json: str, identity: str
 ) -> str:
+    """Digest of the arrays and what they describe. The feature config enters as the JSON
+    stored with them, not re-serialised, so a file written before FeatureConfig gained a
+    (defaulted) field still verifies."""
     h = hashlib.sha256()
     for array in (mean, std):
         array = np.ascontiguousarray(array, np.float32)
         h.update(repr(array.shape).encode())
         h.update(array.tobytes())
-    h.update(f"{count}\n{cfg.model_dump_json()}\n{identity}".encode())
+    h.update(f"{count}\n{cfg_json}\n{identity}".encode())
     return h.hexdigest()[:16]
