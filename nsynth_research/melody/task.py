@@ -1,0 +1,134 @@
+"""The melody task as the experiment core drives it: ABC tunes from music21's corpora, the
+Char-RNN, its n-gram baselines and its scoring, behind the core's `Task` interface."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import mlflow
+from mlflow.exceptions import MlflowException
+
+from nsynth_research.core.errors import UserError
+from nsynth_research.core.task import FitResult, Objective, SplitReport
+from nsynth_research.core.tracking import log_keras_model, open_store
+from nsynth_research.melody.config import MelodyConfig
+from nsynth_research.melody.corpus import load_corpus
+from nsynth_research.melody.data import MelodyData, melody_splits
+from nsynth_research.melody.evaluation import ngram_metrics, ngram_scores, split_report
+from nsynth_research.melody.tokens import Vocabulary
+from nsynth_research.melody.training import score_tunes, train
+
+#: The train vocabulary saved with every run, so its model generates without the corpus.
+VOCAB_ARTIFACT = "vocab.json"
+
+
+def run_vocabulary(run_id: str) -> Vocabulary:
+    """The vocabulary a run was trained with, from its artifacts."""
+    try:
+        text = mlflow.artifacts.load_text(f"runs:/{run_id}/{VOCAB_ARTIFACT}")
+    except MlflowException:
+        raise UserError(
+            f"run {run_id} has no {VOCAB_ARTIFACT}; is it a melody training run?"
+        ) from None
+    return Vocabulary.from_json(text)
+
+
+class MelodyTask:
+    """Continue a monophonic melody one (pitch, duration) event at a time."""
+
+    name = "melody"
+    config_type = MelodyConfig
+    objective = Objective("val_perplexity", "minimize", "validation perplexity")
+    epoch_metrics = {  # noqa: RUF012 (read-only table)
+        "loss": "train_loss",
+        "accuracy": "train_accuracy",
+        "perplexity": "train_perplexity",
+        "val_loss": "val_loss",
+        "val_cross_entropy_nats": "val_cross_entropy_nats",
+        "val_bits_per_event": "val_bits_per_event",
+        "val_perplexity": "val_perplexity",
+        "val_accuracy": "val_accuracy",
+    }
+
+    def __init__(self) -> None:
+        #: Validation n-gram perplexities per data fingerprint: the same for every trial.
+        self._ngram_valid: dict[str, dict[str, float]] = {}
+
+    def ensure_data(self, config: MelodyConfig, recipe: Path | None) -> None:
+        """Parse and cache the corpus (once); `recipe` is the instrument corpus's, unused."""
+        load_corpus(config.corpus, config.tokens)
+
+    def prepare(self, config: MelodyConfig, *, progress: bool = True) -> MelodyData:
+        return melody_splits(config, progress=progress)
+
+    def fit(
+        self,
+        config: MelodyConfig,
+        data: MelodyData,
+        *,
+        callbacks: Sequence[Any] = (),
+        verbose: int | str = "auto",
+    ) -> FitResult:
+        return train(config, data, callbacks=callbacks, verbose=verbose)
+
+    def log_inputs(self, config: MelodyConfig, data: MelodyData) -> dict[str, str]:
+        """The vocabulary, corpus counts and the validation n-gram baselines of this data."""
+        mlflow.log_text(data.vocab.to_json(), VOCAB_ARTIFACT)
+        if data.fingerprint not in self._ngram_valid:
+            scores = ngram_scores(data.splits["train"], data.splits["valid"], data.vocab)
+            self._ngram_valid[data.fingerprint] = ngram_metrics(scores, "val")
+        mlflow.log_metrics(
+            {
+                **self._ngram_valid[data.fingerprint],
+                "vocab_size": len(data.vocab),
+                "n_train_events": sum(len(t.events) for t in data.splits["train"]),
+                "n_valid_events": sum(len(t.events) for t in data.splits["valid"]),
+                "valid_unknown_events": sum(
+                    data.vocab.encode(t.events).unknown for t in data.splits["valid"]
+                ),
+            }
+        )
+        return {
+            "data_fingerprint": data.fingerprint,
+            "corpus_cache_key": data.corpus.key,
+            "skipped_tunes": str(data.corpus.skipped),
+            "n_train_tunes": str(len(data.splits["train"])),
+            "n_valid_tunes": str(len(data.splits["valid"])),
+            "n_test_tunes": str(len(data.splits["test"])),
+        }
+
+    def log_result(self, config: MelodyConfig, result: FitResult) -> None:
+        if config.tracking.log_model:
+            log_keras_model(result.model)
+
+    def data_fingerprint(self, config: MelodyConfig) -> str:
+        return melody_splits(config, progress=False).fingerprint
+
+    def score(
+        self, config: MelodyConfig, model_run_id: str, split: str, *, resamples: int
+    ) -> SplitReport:
+        """The logged model of `model_run_id` on `split`, refusing changed train/valid data."""
+        client = open_store(config.tracking)
+        run = client.get_run(model_run_id)
+        model_uri = run.data.tags.get("model_uri")
+        if not model_uri:
+            raise UserError(f"run {model_run_id} logged no model (tracking.log_model was false)")
+        data = melody_splits(config, progress=False)
+        logged = run.data.tags.get("data_fingerprint")
+        if logged != data.fingerprint:
+            raise UserError(
+                f"the melody data changed since run {model_run_id} was trained (fingerprint "
+                f"{logged}, now {data.fingerprint}); re-run the sweep on the current data"
+            )
+        tunes = data.splits[split]
+        model = mlflow.keras.load_model(model_uri)
+        net = score_tunes(model, tunes, data.vocab, config.model.sequence_length)
+        ngrams = ngram_scores(data.splits["train"], tunes, data.vocab)
+        who = run.data.tags.get("mlflow.runName", model_run_id)
+        report = split_report(
+            net, ngrams, split, resamples=resamples, seed=config.seed, who=who, model_uri=model_uri
+        )
+        report.tags["data_fingerprint"] = data.fingerprint
+        return report
