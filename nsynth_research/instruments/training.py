@@ -8,7 +8,6 @@ train and validation splits are read here; the test split belongs to `evaluation
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +17,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from nsynth_research.core.keras_loop import build_optimizer, seed_everything
+from nsynth_research.core.keras_loop import fit_classifier, seed_everything
 from nsynth_research.core.task import FitResult
 from nsynth_research.instruments.config import InstrumentConfig
 from nsynth_research.instruments.data.fingerprint import data_fingerprint
@@ -95,23 +94,6 @@ def prepare_data(config: InstrumentConfig, *, progress: bool = True) -> Prepared
     )
 
 
-class _TrainTimer(keras.callbacks.Callback):
-    """Times the training phase of each epoch apart from validation, for honest examples/s."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.seconds = 0.0
-        self._start: float | None = None
-
-    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
-        self._start = time.perf_counter()
-
-    def on_test_begin(self, logs: dict | None = None) -> None:
-        if self._start is not None:
-            self.seconds += time.perf_counter() - self._start
-            self._start = None
-
-
 def dataset_for(
     split: Literal["train", "valid"],
     data: PreparedData,
@@ -174,44 +156,33 @@ def train(
     tcfg = config.training
     steps = max(1, math.ceil(len(data.train) / tcfg.batch_size))
     model = build_model(config.model, config.features, tcfg.precision)
-    model.compile(
-        optimizer=build_optimizer(config.optimizer, steps, tcfg.epochs),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=["accuracy"],
-    )
-    timer = _TrainTimer()
-    patience = tcfg.early_stopping_patience or tcfg.epochs
-    stopper = keras.callbacks.EarlyStopping(
-        monitor="val_accuracy", mode="max", patience=patience, restore_best_weights=True
-    )
-    start = time.perf_counter()
-    fit = model.fit(
+    fit = fit_classifier(
+        model,
         dataset_for("train", data, config, shuffle=True),
-        validation_data=dataset_for("valid", data, config, shuffle=False),
-        epochs=tcfg.epochs,
-        callbacks=[timer, stopper, *callbacks],
-        shuffle=False,  # the pipeline shuffles, by seed
+        dataset_for("valid", data, config, shuffle=False),
+        optimizer=config.optimizer,
+        training=tcfg,
+        steps_per_epoch=steps,
+        monitor="val_accuracy",
+        mode="max",
+        callbacks=callbacks,
         verbose=verbose,
     )
-    seconds = time.perf_counter() - start
-    history = {k: [float(v) for v in vals] for k, vals in fit.history.items()}
-    epochs_run = len(history.get("loss", []))
     valid = predict_split(model, data.valid, data.stats, config, data.caches.get("valid"))
-    best_epoch = int(np.argmax(history["val_accuracy"]))
     return FitResult(
         model=model,
-        history=history,
-        best_epoch=best_epoch,
-        epochs_run=epochs_run,
-        seconds=seconds,
+        history=fit.history,
+        best_epoch=fit.best_epoch,
+        epochs_run=fit.epochs_run,
+        seconds=fit.seconds,
         objective=valid.accuracy,
         metrics={
             "best_val_accuracy": valid.accuracy,
-            "best_epoch": best_epoch,
-            "epochs_run": epochs_run,
-            "wall_seconds": seconds,
-            "train_seconds": timer.seconds,
-            "examples_per_second": len(data.train) * epochs_run / max(timer.seconds, 1e-9),
+            "best_epoch": fit.best_epoch,
+            "epochs_run": fit.epochs_run,
+            "wall_seconds": fit.seconds,
+            "train_seconds": fit.train_seconds,
+            "examples_per_second": len(data.train) * fit.epochs_run / max(fit.train_seconds, 1e-9),
         },
         outputs=valid,
     )

@@ -10,14 +10,13 @@ per event are derived from it once per epoch, before the core's callbacks read t
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import keras
 import numpy as np
 
-from nsynth_research.core.keras_loop import build_optimizer, seed_everything
+from nsynth_research.core.keras_loop import fit_classifier, seed_everything
 from nsynth_research.core.task import FitResult
 from nsynth_research.melody.config import MelodyConfig
 from nsynth_research.melody.corpus import Tune
@@ -62,41 +61,30 @@ def train(
     train_split, valid_split = data.encoded("train", length), data.encoded("valid", length)
     steps = max(1, math.ceil(train_split.n_events / tcfg.batch_size))
     model = build_model(config.model, len(data.vocab))
-    model.compile(
-        optimizer=build_optimizer(config.optimizer, steps, tcfg.epochs),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=["accuracy"],
-    )
-    stopper = keras.callbacks.EarlyStopping(
-        monitor="val_loss",
-        mode="min",
-        patience=tcfg.early_stopping_patience or tcfg.epochs,
-        restore_best_weights=True,
-    )
-    start = time.perf_counter()
-    fit = model.fit(
+    fit = fit_classifier(
+        model,
         make_dataset(
             train_split, tcfg.batch_size, shuffle=True, seed=config.seed, buffer=tcfg.shuffle_buffer
         ),
-        validation_data=make_dataset(
+        make_dataset(
             valid_split, 1024, shuffle=False, seed=config.seed, buffer=tcfg.shuffle_buffer
         ),
-        epochs=tcfg.epochs,
-        callbacks=[LanguageMetrics(), stopper, *callbacks],
-        shuffle=False,  # the pipeline shuffles, by seed
+        optimizer=config.optimizer,
+        training=tcfg,
+        steps_per_epoch=steps,
+        monitor="val_loss",
+        mode="min",
+        callbacks=[LanguageMetrics(), *callbacks],
         verbose=verbose,
     )
-    seconds = time.perf_counter() - start
-    history = {k: [float(v) for v in vals] for k, vals in fit.history.items()}
-    best_epoch = int(np.argmin(history["val_loss"]))
+    history, best_epoch, epochs_run = fit.history, fit.best_epoch, fit.epochs_run
     best_nats = history["val_loss"][best_epoch]
-    epochs_run = len(history["loss"])
     return FitResult(
         model=model,
         history=history,
         best_epoch=best_epoch,
         epochs_run=epochs_run,
-        seconds=seconds,
+        seconds=fit.seconds,
         objective=math.exp(best_nats),
         metrics={
             "best_val_perplexity": math.exp(best_nats),
@@ -105,8 +93,9 @@ def train(
             "best_val_accuracy": history["val_accuracy"][best_epoch],
             "best_epoch": best_epoch,
             "epochs_run": epochs_run,
-            "wall_seconds": seconds,
-            "events_per_second": train_split.n_events * epochs_run / max(seconds, 1e-9),
+            "wall_seconds": fit.seconds,
+            "train_seconds": fit.train_seconds,
+            "events_per_second": train_split.n_events * epochs_run / max(fit.train_seconds, 1e-9),
         },
     )
 
