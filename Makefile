@@ -21,7 +21,7 @@ BENCH ?=
 #   make train CONFIG=configs/baseline.yaml model.first_kernel=[3,3]
 OVERRIDES := $(filter %,$(foreach v,$(.VARIABLES),$(if $(findstring command line,$(origin $(v))),$(if $(findstring .,$(v)),$(v)=$($(v))))))
 
-.PHONY: venv data train sweep evaluate reproduce ui dashboard predict generate docs bench test lint clean-venv
+.PHONY: venv data train sweep evaluate reproduce ui dashboard predict generate dream docs bench test lint clean-venv
 
 venv: $(STAMP)
 
@@ -42,8 +42,12 @@ train: $(STAMP)
 sweep: $(STAMP)
 	$(CLI) sweep --experiment $(EXPERIMENT) --workers $(WORKERS) $(ARGS)
 
+# The study's single test read, or, with DATA=<root> [MODEL=<run id | models:/name@alias>]
+# [SPLIT=test], any instrument model scored on any NSynth-format split (logged as its own run).
 evaluate: $(STAMP)
-	$(CLI) evaluate --experiment $(EXPERIMENT) $(if $(FORCE),--force) $(ARGS)
+	$(CLI) evaluate --experiment $(EXPERIMENT) $(if $(FORCE),--force) \
+		$(if $(DATA),--data $(DATA)) $(if $(MODEL),--model $(MODEL)) \
+		$(if $(SPLIT),--split $(SPLIT)) $(ARGS)
 
 reproduce: $(STAMP)
 	$(CLI) reproduce --run-id $(RUN_ID)
@@ -64,6 +68,10 @@ SEED ?= 0
 generate: $(STAMP)
 	$(CLI) generate $(if $(MODEL),--model $(MODEL)) --primer "$(PRIMER)" --bars $(BARS) \
 		--temperature $(TEMPERATURE) --seed $(SEED)
+
+# Deep Dream of a logged model (default: the champion); FAMILY=flute,reed LAYER=relu2 optional.
+dream: $(STAMP)
+	$(CLI) dream $(if $(MODEL),--model $(MODEL)) $(if $(FAMILY),--family $(FAMILY)) $(if $(LAYER),--layer $(LAYER)) $(ARGS) $(OVERRIDES)
 
 docs: $(STAMP)
 	$(CLI) docs --experiment $(EXPERIMENT) --out docs

@@ -26,11 +26,17 @@ if TYPE_CHECKING:
 DEFAULT_CORPUS = Path("configs/corpus.yaml")
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C so every open run and trial is closed on the way out."""
+
+
 def _interrupt_on_sigterm() -> None:
-    """Turn SIGTERM into KeyboardInterrupt so a killed run is closed, not left RUNNING."""
+    """Turn SIGTERM into an exception so a killed run is closed, not left RUNNING."""
 
     def handler(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt(f"received signal {signum}")
+        # One is enough: a second SIGTERM must not cut the clean-up of the first short.
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise Terminated("SIGTERM")
 
     signal.signal(signal.SIGTERM, handler)
 
@@ -74,7 +80,12 @@ def _study(args: argparse.Namespace) -> tuple[Task, StudyConfig]:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from nsynth_research.core.selection import evaluate_study, format_summary, previous_evaluation
+    from nsynth_research.core.selection import (
+        StudyNotReady,
+        evaluate_study,
+        format_summary,
+        previous_evaluation,
+    )
     from nsynth_research.core.space import base_config
     from nsynth_research.core.study import run_sweep
 
@@ -87,10 +98,14 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if evaluation is not None:
         print(
             f"the test split of study {study.name!r} was already read once (run "
-            f"{evaluation.run_id}); reporting that evaluation, not reading it again"
+            f"{evaluation.run_id}, {evaluation.state}); reporting that evaluation, not "
+            "reading it again"
         )
     elif not args.no_evaluate:
-        evaluation = evaluate_study(task, study)
+        try:
+            evaluation = evaluate_study(task, study)
+        except StudyNotReady as wait:
+            print(wait)
     print(format_summary(outcome.study, task.objective, evaluation, outcome.seconds))
     return 0
 
@@ -104,14 +119,41 @@ def cmd_sweep_worker(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from nsynth_research.core.selection import evaluate_study, format_summary
+    from nsynth_research.core.selection import StudyNotReady, evaluate_study, format_summary
     from nsynth_research.core.space import base_config
     from nsynth_research.core.storage import load_study
 
     task, study = _study(args)
-    evaluation = evaluate_study(task, study, force=args.force)
+    if args.data is not None:
+        return _evaluate_data(args, study)
+    if args.model or args.split != "test":
+        raise UserError("MODEL= and SPLIT= choose what to score on DATA=<root>; give DATA too")
+    try:
+        evaluation = evaluate_study(task, study, force=args.force)
+    except StudyNotReady as wait:
+        print(wait)
+        return 0
     opt = load_study(study, base_config(study, task.config_type), task.objective.direction)
     print(format_summary(opt, task.objective, evaluation))
+    return 0
+
+
+def _evaluate_data(args: argparse.Namespace, study: StudyConfig) -> int:
+    """`make evaluate DATA=<root> [MODEL=...] [SPLIT=test]`: any model on any split."""
+    from nsynth_research.core.config import read_yaml
+    from nsynth_research.core.space import base_config
+    from nsynth_research.instruments.config import InstrumentConfig
+    from nsynth_research.instruments.evaluate_data import evaluate_data
+    from nsynth_research.tasks import config_type_for
+
+    if config_type_for(read_yaml(study.base_config)) is not InstrumentConfig:
+        raise UserError("DATA= scores instrument models on NSynth-format data only")
+    base = base_config(study, InstrumentConfig)
+    model = args.model or f"models:/nsynth-{study.name}@champion"
+    score = evaluate_data(model, args.data, args.split, base.tracking, resamples=study.bootstrap)
+    print("\n".join(score.lines))
+    if not score.reused:
+        print(f"logged as run {score.run_id}, linked to model run {score.model_run_id}")
     return 0
 
 
@@ -267,6 +309,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="score the study's best trial once on the test split")
     p.add_argument("--experiment", **experiment)
     p.add_argument("--force", action="store_true", help="evaluate again although done before")
+    p.add_argument(
+        "--data", type=Path, default=None, help="score MODEL on this NSynth-format data root"
+    )
+    p.add_argument(
+        "--model", default="", help="with --data: run id or models:/name@alias (the champion)"
+    )
+    p.add_argument("--split", default="test", help="with --data: the split to score")
     p.add_argument("overrides", **study_overrides)
     p.set_defaults(func=cmd_evaluate)
 
@@ -352,6 +401,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("interrupted: the current run was closed and marked as such", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        # Exit codes follow the shell's 128 + signal: 143 for SIGTERM, 130 for Ctrl-C.
+        name, code = ("SIGTERM", 143) if isinstance(exc, Terminated) else ("Ctrl-C", 130)
+        print(
+            f"interrupted by {name}: open runs were closed FAILED (tagged INTERRUPTED) and "
+            "running trials failed; rerun the same command to resume",
+            file=sys.stderr,
+        )
+        return code
+    except OSError as exc:
+        from nsynth_research.core.files import disk_full
+
+        if not disk_full(exc):
+            raise
+        print(f"error: the disk is full: {exc}; free space there and rerun", file=sys.stderr)
+        return 2

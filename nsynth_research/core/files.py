@@ -3,14 +3,18 @@ that a later run would trust: write beside the target, then rename over it."""
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
+import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
+
+from nsynth_research.core.errors import UserError
 
 #: Suffix of the temporary files `atomic_writer` leaves only when killed mid-write.
 TEMP_SUFFIX = ".tmp"
@@ -44,6 +48,56 @@ def atomic_save(path: Path, save: Callable[[IO[bytes]], None]) -> None:
     """Let `save` (e.g. `soundfile.write`, `numpy.savez`) write into a handle, atomically."""
     with atomic_writer(path) as fh:
         save(fh)
+
+
+def check_free_space(folder: Path, need: int, what: str) -> None:
+    """Refuse to start writing `what` into `folder` with less than `need` bytes free."""
+    free = shutil.disk_usage(folder).free
+    if free < need:
+        raise UserError(
+            f"not enough disk space for {what} in {folder}: {free / 2**20:.0f} MiB free, "
+            f"{need / 2**20:.0f} MiB needed; free some space and rerun"
+        )
+
+
+def disk_full(exc: BaseException) -> bool:
+    """Whether an error (or one it was raised from) is a full disk, whatever wrapped it."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        if "database or disk is full" in str(seen):  # SQLite's SQLITE_FULL, wrapped
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def create_atomically(path: Path, build: Callable[[Path], None], need: int, what: str) -> None:
+    """Create `path` complete or not at all: `build` fills a temporary file beside it, which is
+    linked into place only once it is whole (a crash or full disk leaves no half-made file
+    that later runs would trip over). The link never replaces an existing file, so of two
+    concurrent creators the first wins and nobody's open store is swapped away under it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    check_free_space(path.parent, need, what)
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TEMP_SUFFIX)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        tmp.unlink()  # builders such as SQLite want to create the file themselves
+        build(tmp)
+        os.link(tmp, path)
+    except FileExistsError:
+        return  # another process created it first: use theirs
+    except Exception as exc:
+        if disk_full(exc):
+            raise UserError(
+                f"the disk filled up while creating {what} at {path}; free at least "
+                f"{need / 2**20:.0f} MiB there and rerun (nothing was left half-made)"
+            ) from exc
+        raise
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def remove_stale_temporaries(directory: Path, older_than: float = 600.0) -> int:

@@ -2,16 +2,15 @@
 scored on its validation split, and the parent MLflow run collects the study's figures.
 
 The study drives training (never the reverse) and never touches the test split: that is
-`selection`'s single job, after the study. Storage is resumable: rerunning a sweep continues
-the same study, and trials left RUNNING by a killed process are failed.
+`selection`'s single job, after the study. Storage is resumable and shared: rerunning a sweep
+continues the same study, workers on many machines join it, trials left RUNNING by dead
+workers are failed (see `storage` for what each guarantee rests on), and every worker returns
+only once the study has exactly n_trials finished trials, or its deadline has passed.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +24,7 @@ from optuna_integration.keras import KerasPruningCallback
 
 from nsynth_research.core.config import ExperimentConfig
 from nsynth_research.core.errors import UserError
+from nsynth_research.core.process import limit_threads, spawn_workers
 from nsynth_research.core.runs import tracked_training
 from nsynth_research.core.space import (
     base_config,
@@ -34,7 +34,20 @@ from nsynth_research.core.space import (
     suggest,
     trial_config,
 )
-from nsynth_research.core.storage import RUN_ATTR, load_study, storage_url
+from nsynth_research.core.storage import (
+    FINISHED,
+    HOLDING,
+    RUN_ATTR,
+    URI_ATTR,
+    claim_trial,
+    load_study,
+    open_study,
+    progress,
+    reap,
+    redact,
+    storage_url,
+    surplus,
+)
 from nsynth_research.core.study_config import StudyConfig
 from nsynth_research.core.study_report import log_study_artifacts
 from nsynth_research.core.task import Objective, Task
@@ -45,6 +58,29 @@ log = logging.getLogger(__name__)
 PARENT_ATTR = "mlflow_parent_run_id"
 STUDY_TAG = "study"
 TRIAL_TAG = "trial_number"
+#: Seconds between looks at a study whose remaining trials run in other workers.
+POLL = 2.0
+#: Seconds a joining worker waits for the study's creator to open the parent run.
+PARENT_WAIT = 60.0
+
+
+class SurplusTrial(Exception):
+    """A trial created after the study's n_trials slots were taken; failed before it runs."""
+
+
+class _QuietInterrupts(logging.Filter):
+    """Optuna logs every failed trial with its traceback; for a Ctrl-C/SIGTERM, a user error
+    or a surplus trial the one-line message says it all."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(
+            record.exc_info[1], KeyboardInterrupt | UserError | SurplusTrial
+        ):
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
+logging.getLogger("optuna.study._optimize").addFilter(_QuietInterrupts())
 
 
 @dataclass(frozen=True)
@@ -67,7 +103,7 @@ class _RunIdRecorder:
 
     def __call__(self, run_id: str) -> None:
         self.trial.set_user_attr(RUN_ATTR, run_id)
-        self.trial.set_user_attr("mlflow_tracking_uri", self.uri)
+        self.trial.set_user_attr(URI_ATTR, self.uri)
 
 
 class _EpochProgress(keras.callbacks.Callback):
@@ -91,6 +127,12 @@ class _EpochProgress(keras.callbacks.Callback):
 
 
 def objective(ctx: StudyContext, trial: optuna.Trial, worker: int = 0) -> float:
+    claim_trial(trial)
+    n = ctx.study.n_trials
+    if n is not None and surplus(trial.study, trial, n):
+        trial.set_user_attr("surplus", True)
+        trial.study.stop()
+        raise SurplusTrial(f"the study's {n} trials were already finished or running")
     params = suggest(trial, ctx.study.search_space)
     config = trial_config(ctx.base, ctx.study.search_space, params)
     tracked = tracked_training(
@@ -123,18 +165,25 @@ def objective(ctx: StudyContext, trial: optuna.Trial, worker: int = 0) -> float:
     return r.objective
 
 
-def parent_run(study: StudyConfig, base: ExperimentConfig, opt: optuna.Study) -> str:
-    """The study's one parent run: created on first use, reopened when a sweep resumes."""
+def parent_run(
+    study: StudyConfig, base: ExperimentConfig, opt: optuna.Study, created: bool = True
+) -> str:
+    """The study's one parent run: opened by the study's creator, reopened by a resume or a
+    worker that joins (which waits for the creator to open it first)."""
     client = open_store(base.tracking)
-    run_id = opt.user_attrs.get(PARENT_ATTR)
+    waited = time.time() + (0.0 if created else PARENT_WAIT)
+    while not (run_id := opt.user_attrs.get(PARENT_ATTR)) and time.time() < waited:
+        time.sleep(POLL)
     if run_id:
         client.update_run(run_id, status="RUNNING")
         return run_id
     exp = experiment_id(base.tracking, client, study_experiment(study))
+    # The URL, never its password: the tracking store is readable by the whole lab.
+    storage = redact(storage_url(study, base))
     run = client.create_run(
         exp,
         run_name=f"study {study.name}",
-        tags={STUDY_TAG: study.name, "role": "study", "optuna_storage": storage_url(study, base)},
+        tags={STUDY_TAG: study.name, "role": "study", "optuna_storage": storage},
     )
     run_id = run.info.run_id
     opt.set_user_attr(PARENT_ATTR, run_id)
@@ -143,90 +192,86 @@ def parent_run(study: StudyConfig, base: ExperimentConfig, opt: optuna.Study) ->
     return run_id
 
 
-def remaining_trials(study: StudyConfig, opt: optuna.Study) -> int | None:
-    if study.n_trials is None:
-        return None
-    done = [t for t in opt.trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
-    return max(0, study.n_trials - len(done))
+class _FailureStreak:
+    """Stops a worker whose trials keep failing (a broken config would otherwise be retried
+    forever, since failed trials do not count toward n_trials)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit, self.streak = limit, 0
+
+    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        failed = trial.state == TrialState.FAIL and not trial.user_attrs.get("surplus")
+        self.streak = self.streak + 1 if failed else 0
+        if self.streak >= self.limit:
+            raise UserError(
+                f"study {study.study_name!r}: {self.streak} trials in a row failed (last: trial "
+                f"{trial.number}); see the log above for the error, fix it and resume"
+            )
 
 
 def run_worker(ctx: StudyContext, worker: int, deadline: float | None) -> None:
-    """Optimise until the study has n_trials finished trials or the deadline passes."""
-    opt = load_study(ctx.study, ctx.base, ctx.task.objective.direction, worker)
-    callbacks = []
-    if ctx.study.n_trials is not None:
-        # Trials other workers are running count too: otherwise each worker that finishes a
-        # trial just before the last one ends starts another, overshooting n_trials.
-        callbacks.append(
-            optuna.study.MaxTrialsCallback(
-                ctx.study.n_trials,
-                states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING),
-            )
-        )
-    left = remaining_trials(ctx.study, opt)
-    if left == 0:
+    """Run trials until the study has exactly n_trials finished trials or the deadline passes.
+
+    Trials running in other live workers hold their slots, so this worker waits for them
+    rather than overshoot; a dead worker's trial is failed (`reap`) and its slot refilled."""
+    opt = load_study(ctx.study, ctx.base, ctx.task.objective.direction)
+    n = ctx.study.n_trials
+
+    def run(trial: optuna.Trial) -> float:
+        return objective(ctx, trial, worker)
+
+    streak = _FailureStreak(max(3, n or 0))
+    if n is None:
+        opt.optimize(run, timeout=deadline - time.time(), callbacks=[streak], catch=(UserError,))
         return
-    timeout = None if deadline is None else max(1.0, deadline - time.time())
-    opt.optimize(
-        lambda trial: objective(ctx, trial, worker),
-        n_trials=left,
-        timeout=timeout,
-        callbacks=callbacks,
-        catch=(UserError,),
-    )
+    waiting_for: list[int] = []
+    while deadline is None or time.time() < deadline:
+        reap(opt)
+        now = progress(opt, n)
+        if now.complete:
+            return
+        if now.free <= 0:
+            if [t.number for t in now.running] != waiting_for:
+                waiting_for = [t.number for t in now.running]
+                log.info(
+                    "study %s: %d of %d trials finished; waiting for %s",
+                    opt.study_name, now.finished, n, now.describe_running(),
+                )
+            time.sleep(POLL)
+            continue
+        opt.optimize(
+            run,
+            n_trials=now.free,
+            timeout=None if deadline is None else max(1.0, deadline - time.time()),
+            # Trials other workers run hold slots too: stop when none is left to take.
+            callbacks=[streak, optuna.study.MaxTrialsCallback(n, states=HOLDING)],
+            catch=(UserError, SurplusTrial),
+        )
 
 
 def prepare_study(task: Task, study: StudyConfig) -> tuple[ExperimentConfig, optuna.Study, str]:
     """Validate the search space, open the study, enqueue the baseline once, open the parent."""
     base = base_config(study, task.config_type)
-    check_search_space(study, base)
-    opt = load_study(study, base, task.objective.direction)
-    if study.enqueue_baseline and not opt.trials and not opt.user_attrs.get("baseline_enqueued"):
+    check_search_space(study, base, task.study_fixed_sections)
+    opt, created = open_study(study, base, task.objective.direction)
+    if created and study.enqueue_baseline:
         opt.enqueue_trial(baseline_params(study, base), user_attrs={"baseline": True})
         opt.set_user_attr("baseline_enqueued", True)
-    return base, opt, parent_run(study, base, opt)
-
-
-def spawn_workers(
-    experiment_path: Path, workers: int, deadline: float | None, overrides: list[str]
-) -> list[subprocess.Popen]:
-    """Start workers 1..n-1 as processes beside this one, all on the same study storage."""
-    procs = []
-    for worker in range(1, workers):
-        cmd = [
-            sys.executable,
-            "-m",
-            "nsynth_research",
-            "sweep-worker",
-            "--experiment",
-            str(experiment_path),
-            "--worker",
-            str(worker),
-            "--workers",
-            str(workers),
-        ]
-        if deadline is not None:
-            cmd += ["--deadline", repr(deadline)]
-        procs.append(subprocess.Popen([*cmd, *overrides]))
-    return procs
-
-
-def limit_threads(workers: int) -> None:
-    """Split the machine's cores between worker processes instead of oversubscribing them."""
-    import tensorflow as tf
-
-    threads = max(1, (os.cpu_count() or 1) // workers)
-    tf.config.threading.set_intra_op_parallelism_threads(threads)
-    tf.config.threading.set_inter_op_parallelism_threads(max(2, threads))
+    done = sum(t.state in FINISHED for t in opt.trials)
+    log.info(
+        "study %s: %s; %d trials so far, %d finished",
+        study.name, "created" if created else "resumed", len(opt.trials), done,
+    )
+    return base, opt, parent_run(study, base, opt, created)
 
 
 def worker_main(
     task: Task, study: StudyConfig, worker: int, workers: int, deadline: float | None
 ) -> None:
-    """Entry point of a spawned worker: same study, its own sampler seed."""
+    """Entry point of a spawned worker: same study, same per-trial seeds."""
     limit_threads(workers)
     base = base_config(study, task.config_type)
-    opt = load_study(study, base, task.objective.direction, worker)
+    opt = load_study(study, base, task.objective.direction)
     parent = opt.user_attrs.get(PARENT_ATTR)
     if not parent:
         raise UserError(f"study {study.name!r} has no parent run yet; start it with `sweep`")
@@ -256,7 +301,7 @@ def run_sweep(
         limit_threads(workers)
     base, opt, parent = prepare_study(task, study)
     data = task.prepare(base)
-    log.info("study %s: data %s; %s trials so far", study.name, data.fingerprint, len(opt.trials))
+    log.info("study %s: data %s", study.name, data.fingerprint)
     deadline = None if study.timeout_minutes is None else time.time() + 60 * study.timeout_minutes
     procs = spawn_workers(experiment_path, workers, deadline, overrides or [])
     client = open_store(base.tracking)
@@ -264,7 +309,10 @@ def run_sweep(
         run_worker(StudyContext(task, study, base, data, parent), 0, deadline)
         for number, proc in enumerate(procs, start=1):
             if proc.wait() != 0:
-                raise UserError(f"sweep worker {number} exited with code {proc.returncode}")
+                # Its trials were failed and refilled by the loop above; say what happened.
+                code = proc.returncode
+                how = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
+                log.warning("sweep worker %d (pid %d) %s", number, proc.pid, how)
     except BaseException:
         for proc in procs:
             proc.terminate()
@@ -273,7 +321,7 @@ def run_sweep(
         client.set_tag(parent, STATE_TAG, "INTERRUPTED")
         client.set_terminated(parent, RunStatus.to_string(RunStatus.KILLED))
         raise
-    opt = load_study(study, base, task.objective.direction)
+    opt = load_study(study, base, task.objective.direction)  # fails dead workers' trials
     log_study_artifacts(opt, base, parent, task.objective)
     client.set_tag(parent, STATE_TAG, "FINISHED")
     client.set_terminated(parent, RunStatus.to_string(RunStatus.FINISHED))

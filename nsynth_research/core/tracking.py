@@ -1,13 +1,17 @@
 """MLflow tracking: where runs live and how a run ends.
 
 The default store is a SQLite file inside `mlruns/` with artifacts beside it (MLflow 3
-refuses a bare file store); an `http://` tracking URI works the same. A run that raises is
-never left RUNNING: it ends FAILED, KILLED (pruned) or INTERRUPTED, with the reason as a tag.
+refuses a bare file store), created whole or not at all; an `http://` tracking URI (from the
+config or NSYNTH_TRACKING_URI) works the same. A run that raises is never left RUNNING: it
+ends FAILED, KILLED (pruned) or INTERRUPTED, with the reason as a tag. A run whose process was
+SIGKILLed cannot do that, so every run records its owner process and the next command that
+opens the store on that host closes runs whose owner is gone.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,6 +27,8 @@ from mlflow.tracking import MlflowClient
 
 from nsynth_research.core.config import TrackingConfig
 from nsynth_research.core.errors import UserError
+from nsynth_research.core.files import create_atomically, disk_full
+from nsynth_research.core.process import Owner
 
 if TYPE_CHECKING:
     import keras
@@ -34,22 +40,79 @@ MODEL_NAME = "model"
 #: Tag that says how a run ended from the project's point of view (FINISHED, PRUNED, FAILED,
 #: INTERRUPTED); MLflow's own status is set to match.
 STATE_TAG = "state"
+#: Environment variable that points every command at a shared tracking server. Not MLflow's
+#: own MLFLOW_TRACKING_URI: `mlflow.set_tracking_uri` rewrites that one in-process, so every
+#: store opened later (and every child process) would follow the first one opened.
+TRACKING_ENV = "NSYNTH_TRACKING_URI"
+#: Free space a new local store needs: the empty database is ~1 MiB, models and figures more.
+STORE_SPACE = 64 * 2**20
+_closed_orphans: set[str] = set()
 
 
 def tracking_uri(cfg: TrackingConfig) -> str:
+    """The config's URI, else NSYNTH_TRACKING_URI, else a SQLite store inside `cfg.store`."""
     if cfg.uri:
         return cfg.uri
-    store = Path(cfg.store).resolve()
-    store.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{store / 'mlflow.db'}"
+    if os.environ.get(TRACKING_ENV):
+        return os.environ[TRACKING_ENV]
+    db = Path(cfg.store).resolve() / "mlflow.db"
+    if not db.exists():
+        create_atomically(db, _build_mlflow_db, STORE_SPACE, "the MLflow store")
+    return f"sqlite:///{db}"
+
+
+def _build_mlflow_db(path: Path) -> None:
+    """Create MLflow's tables in a fresh SQLite file (MLflow does so on first use)."""
+    client = MlflowClient(f"sqlite:///{path}")
+    client.search_experiments(max_results=1)
+    # Release the file before it is linked into place.
+    client._tracking_client.store.engine.dispose()
 
 
 def open_store(cfg: TrackingConfig) -> MlflowClient:
-    """Point MLflow (fluent API and registry) at the configured store and return a client."""
+    """Point MLflow (fluent API and registry) at the configured store and return a client.
+
+    The first time a process opens a store, runs left RUNNING by dead processes of this host
+    are closed FAILED, so a SIGKILLed command never leaves a run RUNNING for good."""
     uri = tracking_uri(cfg)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
-    return MlflowClient(uri, uri)
+    client = MlflowClient(uri, uri)
+    if uri not in _closed_orphans:
+        _closed_orphans.add(uri)
+        close_orphaned_runs(client)
+    return client
+
+
+def close_run(client: MlflowClient, run_id: str, reason: str) -> bool:
+    """End a run FAILED with `reason`, unless it already ended; True if this call ended it."""
+    if client.get_run(run_id).info.status != "RUNNING":
+        return False
+    client.set_tag(run_id, STATE_TAG, "FAILED")
+    client.set_tag(run_id, "error", reason)
+    client.set_terminated(run_id, RunStatus.to_string(RunStatus.FAILED))
+    return True
+
+
+def close_orphaned_runs(client: MlflowClient) -> list[str]:
+    """Close RUNNING runs whose owner process on this host no longer exists."""
+    host = Owner.me().host
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    if not experiments:
+        return []
+    runs = client.search_runs(
+        experiments, f"attributes.status = 'RUNNING' and tags.owner_host = '{host}'"
+    )
+    closed = []
+    for run in runs:
+        owner = Owner.from_tags(run.data.tags)
+        if owner is None or not owner.gone():
+            continue
+        reason = f"its process ({owner}) died before the run ended (killed?)"
+        if close_run(client, run.info.run_id, reason):
+            log.warning("closed run %s as FAILED: %s", run.info.run_id, reason)
+            closed.append(run.info.run_id)
+    return closed
 
 
 def experiment_id(cfg: TrackingConfig, client: MlflowClient, name: str | None = None) -> str:
@@ -58,7 +121,9 @@ def experiment_id(cfg: TrackingConfig, client: MlflowClient, name: str | None = 
     found = client.get_experiment_by_name(name)
     if found is not None:
         return found.experiment_id
-    location = None if cfg.uri else (Path(cfg.store).resolve() / "artifacts").as_uri()
+    # A local store keeps artifacts beside it; a server decides where they live for everyone.
+    local = tracking_uri(cfg).startswith("sqlite:")
+    location = (Path(cfg.store).resolve() / "artifacts").as_uri() if local else None
     try:
         return client.create_experiment(name, artifact_location=location)
     except MlflowException:
@@ -115,7 +180,7 @@ def tracked_run(
         experiment_id=exp,
         run_name=run_name or cfg.run_name,
         parent_run_id=parent_run_id,
-        tags={**git_version(), **(tags or {})},
+        tags={**git_version(), **Owner.me().tags(), **(tags or {})},
     )
     try:
         yield run
@@ -129,6 +194,13 @@ def tracked_run(
         client.set_tag(run.info.run_id, STATE_TAG, state)
         client.set_tag(run.info.run_id, "error", f"{type(exc).__name__}: {exc}"[:5000])
         mlflow.end_run(RunStatus.to_string(status))
+        if disk_full(exc):
+            where = getattr(exc, "filename", None) or run.info.artifact_uri
+            raise UserError(
+                f"the disk is full (writing {where}); run {run.info.run_id} was marked FAILED. "
+                f"Free at least {STORE_SPACE // 2**20} MiB there (and where the feature cache "
+                "lives), then rerun"
+            ) from exc
         raise
     client.set_tag(run.info.run_id, STATE_TAG, final_state)
     mlflow.end_run()

@@ -1,0 +1,178 @@
+"""Command-line runs as real processes, killed at chosen points, and the invariants a study
+must keep whatever was killed (shared by the fault and scale-out suites)."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import sqlalchemy
+import yaml
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+from optuna.trial import TrialState
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def write_study(
+    folder: Path, corpus: Path, n_trials: int, storage_overrides: dict | None = None
+) -> Path:
+    """A tiny study whose search space has a continuous dimension, so two trials can only
+    share parameters if the sampler replays a stream (which is what a restart used to do)."""
+    body = {
+        "name": "faults",
+        "base_config": str(REPO / "configs" / "baseline.yaml"),
+        "corpus": None,
+        "overrides": {
+            "data.root": str(corpus),
+            "tracking.store": str(folder / "mlruns"),
+            "tracking.log_model": True,
+            "tracking.tsne": False,
+            "model.filters": [8, 8, 16],
+            "model.dense": [16, 16],
+            "training.epochs": 2,
+            **(storage_overrides or {}),
+        },
+        "n_trials": n_trials,
+        "sampler": {"name": "random", "seed": 3},
+        "pruner": {"name": "none"},
+        "enqueue_baseline": True,
+        "bootstrap": 100,
+        "search_space": {
+            "optimizer.learning_rate": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True},
+            "model.dropout": {"type": "float", "low": 0.0, "high": 0.4},
+        },
+    }
+    path = folder / "faults.yaml"
+    path.write_text(yaml.safe_dump(body))
+    return path
+
+
+@dataclass
+class Run:
+    """One CLI process; `lines` fills as it prints (stdout and stderr together)."""
+
+    proc: subprocess.Popen
+    lines: list[str] = field(default_factory=list)
+    killed_at: str = ""
+
+    def wait(self, timeout: float = 600) -> int:
+        code = self.proc.wait(timeout)
+        self._reader.join(10)
+        return code
+
+    @property
+    def text(self) -> str:
+        return "".join(self.lines)
+
+
+def start(
+    args: list[str],
+    cwd: Path = REPO,
+    env: dict[str, str] | None = None,
+    kill_on: str | None = None,
+    sig: int = signal.SIGKILL,
+    kill_when: Callable[[], bool] | None = None,
+) -> Run:
+    """Start `python -m nsynth_research <args>`; send `sig` at the first line matching
+    `kill_on`, or as soon as `kill_when()` turns true (polled)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "nsynth_research", *args],
+        cwd=cwd,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": "", **(env or {})},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    run = Run(proc)
+
+    def kill(why: str) -> None:
+        if not run.killed_at and proc.poll() is None:
+            run.killed_at = why
+            proc.send_signal(sig)
+
+    def read() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            run.lines.append(line)
+            if kill_on and re.search(kill_on, line):
+                kill(line.strip())
+
+    run._reader = threading.Thread(target=read, daemon=True)  # type: ignore[attr-defined]
+    run._reader.start()  # type: ignore[attr-defined]
+    if kill_when is not None:
+
+        def poll() -> None:
+            while proc.poll() is None and not run.killed_at:
+                try:
+                    if kill_when():
+                        kill("condition")
+                except (MlflowException, sqlalchemy.exc.OperationalError):
+                    time.sleep(0.2)  # the store is busy or not yet created: look again
+                time.sleep(0.2)
+
+        threading.Thread(target=poll, daemon=True).start()
+    return run
+
+
+def study_runs(client: MlflowClient, experiment: str = "study-faults") -> list:
+    exp = client.get_experiment_by_name(experiment)
+    return [] if exp is None else client.search_runs([exp.experiment_id], max_results=1000)
+
+
+def check_invariants(opt, client: MlflowClient, n_trials: int) -> dict[str, int]:
+    """The fault-suite invariants (README "What survives a crash"); returns counts."""
+    trials = opt.get_trials()
+    states = [t.state for t in trials]
+    running = [t.number for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
+    assert not running, f"trials left RUNNING: {running}"
+    finished = sum(s in (TrialState.COMPLETE, TrialState.PRUNED) for s in states)
+    assert finished == n_trials, f"{finished} finished trials for n_trials {n_trials}: {states}"
+    params = [tuple(sorted(t.params.items())) for t in trials if t.params]
+    assert len(params) == len(set(params)), f"repeated parameter sets: {params}"
+
+    runs = study_runs(client)
+    left = [(r.info.run_name, r.info.status) for r in runs if r.info.status == "RUNNING"]
+    assert not left, f"MLflow runs left RUNNING: {left}"
+    parents = [r for r in runs if r.data.tags.get("role") == "study"]
+    assert len(parents) == 1, f"{len(parents)} parent runs"
+    trial_runs = [r for r in runs if "trial_number" in r.data.tags]
+    by_id = {t.user_attrs.get("mlflow_run_id"): t for t in trials}
+    status = {
+        TrialState.COMPLETE: "FINISHED",
+        TrialState.PRUNED: "KILLED",
+        TrialState.FAIL: "FAILED",
+    }
+    for r in trial_runs:
+        t = by_id.get(r.info.run_id)
+        assert t is not None, f"run {r.info.run_name} belongs to no trial"
+        assert r.data.tags["trial_number"] == str(t.number)
+        assert r.info.status == status[t.state], f"trial {t.number} {t.state} vs {r.info.status}"
+        assert r.data.tags["mlflow.parentRunId"] == parents[0].info.run_id
+        for key, value in t.params.items():
+            # A run killed before it logged its config has no params; any it has must match.
+            if t.state != TrialState.FAIL or key in r.data.params:
+                assert float(r.data.params[key]) == value, f"trial {t.number} {key}"
+    # A completed test read is an evaluation run that logged test metrics.
+    reads = [
+        r for r in runs if r.data.tags.get("role") == "evaluation" and r.info.status == "FINISHED"
+        and "test_accuracy" in r.data.metrics
+    ]
+    assert len(reads) <= 1, f"the test split was read {len(reads)} times"
+    return {
+        "trials": len(trials),
+        "finished": finished,
+        "failed": states.count(TrialState.FAIL),
+        "trial_runs": len(trial_runs),
+        "test_reads": len(reads),
+    }

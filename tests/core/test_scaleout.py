@@ -1,0 +1,134 @@
+"""Many machines, one study, for real: a PostgreSQL server (pgserver, no root) holds the study,
+an `mlflow server` on 127.0.0.1 with that database as backend tracks the runs, and two
+workers start from two separate copies of the repository, configured only by environment
+variables, exactly as the README tells a lab to run it. One is killed -9 mid-trial and
+resumed; the study still ends with exactly n_trials distinct trials, one parent run and one
+test evaluation, and no password reaches the tracking store."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import optuna
+import pytest
+from mlflow.tracking import MlflowClient
+
+from tests.core.procs import REPO, check_invariants, start, study_runs, write_study
+
+pytestmark = pytest.mark.slow
+PASSWORD = "lab-s3cret"
+
+
+@pytest.fixture(scope="module")
+def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    pgserver = pytest.importorskip("pgserver")
+    data = tmp_path_factory.mktemp("pgdata")
+    server = pgserver.get_server(data, cleanup_mode="stop")
+    for db in ("optuna", "mlflow"):
+        server.psql(f"CREATE DATABASE {db};")
+    # Local socket connections are trusted, so the password is never checked; it is here
+    # to prove that it never reaches a logged param or tag.
+    socket_dir = server.get_uri().split("host=")[1]
+    url = f"postgresql+psycopg2://postgres:{PASSWORD}@/{{db}}?host={socket_dir}"
+    yield {db: url.format(db=db) for db in ("optuna", "mlflow")}
+    server.cleanup()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def mlflow_server(
+    postgres: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    artifacts = tmp_path_factory.mktemp("artifacts")
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable, "-m", "mlflow", "server",
+            "--backend-store-uri", postgres["mlflow"],
+            "--artifacts-destination", str(artifacts),
+            "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    uri = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 120
+    while True:
+        try:
+            urllib.request.urlopen(f"{uri}/health", timeout=2)
+            break
+        except OSError:
+            assert proc.poll() is None and time.time() < deadline, "mlflow server did not start"
+            time.sleep(0.5)
+    yield uri
+    proc.terminate()
+    proc.wait(30)
+
+
+def working_copy(dest: Path) -> Path:
+    """The repository as a second machine would check it out (no venv, stores or data)."""
+    top = {".git", ".venv", "mlruns", "data", "docs", "benchmarks"}
+
+    def skip(folder: str, names: list[str]) -> list[str]:
+        here = Path(folder) == REPO
+        return [n for n in names if (here and n in top) or n == "__pycache__" or "egg-info" in n]
+
+    shutil.copytree(REPO, dest, ignore=skip)
+    return dest
+
+
+def test_two_machines_one_study_with_a_kill(
+    tiny_corpus: Path, tmp_path: Path, postgres: dict[str, str], mlflow_server: str
+) -> None:
+    machines = [working_copy(tmp_path / name) for name in ("machine-a", "machine-b")]
+    env = {"NSYNTH_STORAGE": postgres["optuna"], "NSYNTH_TRACKING_URI": mlflow_server}
+    paths = [write_study(m, tiny_corpus, n_trials=4) for m in machines]
+    started = time.perf_counter()
+
+    def sweep(machine: int, **kill: object):
+        args = ["sweep", "--experiment", str(paths[machine])]
+        return start(args, cwd=machines[machine], env=env, **kill)  # type: ignore[arg-type]
+
+    a = sweep(0)
+    b = sweep(1, kill_on=r"trial \d+ epoch 1/2", sig=signal.SIGKILL)
+    assert b.wait() == -signal.SIGKILL, b.text
+    assert a.wait() == 0, a.text
+    resumed = sweep(1)
+    assert resumed.wait() == 0, resumed.text
+    wall = time.perf_counter() - started
+
+    assert "evaluation run" in a.text  # the machine that finished the study evaluated it
+
+    opt = optuna.load_study(study_name="faults", storage=postgres["optuna"])
+    client = MlflowClient(mlflow_server)
+    counts = check_invariants(opt, client, n_trials=4)
+    assert counts["test_reads"] == 1
+    pids = {a.proc.pid: "a", b.proc.pid: "b (killed)", resumed.proc.pid: "b (resumed)"}
+    per_worker = Counter(pids[int(t.user_attrs["owner_pid"])] for t in opt.trials if t.params)
+    killed = [t for t in opt.trials if int(t.user_attrs.get("owner_pid", 0)) == b.proc.pid]
+    assert killed and all(t.state == optuna.trial.TrialState.FAIL for t in killed)
+    assert per_worker["a"] >= 1 and per_worker["b (killed)"] >= 1
+
+    for run in study_runs(client):
+        # Each machine ran its own copy (outside any git checkout), not this repository.
+        if "trial_number" in run.data.tags:
+            assert run.data.tags["git_commit"] == "unknown"
+        logged = {**run.data.params, **run.data.tags}
+        assert not [k for k, v in logged.items() if PASSWORD in v], run.info.run_name
+    parent = next(r for r in study_runs(client) if r.data.tags.get("role") == "study")
+    assert parent.data.tags["optuna_storage"].startswith("postgresql+psycopg2://postgres:***@")
+    print(f"two machines: trials per worker {dict(per_worker)}, {counts}, wall {wall:.0f} s")
