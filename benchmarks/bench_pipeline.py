@@ -4,7 +4,8 @@ Ceiling: the same normalised batches already in memory (nothing left to load). S
 one `np.load` of a per-note feature .npy per sample and Python batching, as the classic
 notebook did. The project's pipeline runs as configured by default (features read from the
 feature cache) and with the cache off (features computed every epoch). All train the same
-model for one epoch; medians of several epochs. The loaders are also timed alone, without a
+model for one epoch; contenders interleaved over 5 rounds after a warm-up
+(`common.interleaved`). The loaders are also timed alone, without a
 model, which is what separates them once training itself is the bottleneck.
 """
 
@@ -17,7 +18,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from benchmarks.common import DATA_ROOT, median_time, save, table
+from benchmarks.common import DATA_ROOT, interleaved, markdown, ratio_rows, save, table
 from nsynth_research.instruments.config import load_config
 from nsynth_research.instruments.data.audio import load_audio
 from nsynth_research.instruments.data.reader import read_split
@@ -27,7 +28,10 @@ from nsynth_research.instruments.features.stats import load_or_compute_stats
 from nsynth_research.instruments.model import build_model
 from nsynth_research.instruments.pipeline import make_dataset
 
-NOTES, BATCH, REPEATS = 384, 32, 3
+NOTES, BATCH, REPEATS = 384, 32, 5
+CEILING = "ceiling (in-memory tensors)"
+PIPE = "project pipeline (feature cache, default)"
+SEED = "seed-style (np.load per note)"
 
 
 def compiled_model(config) -> keras.Model:
@@ -86,47 +90,39 @@ def run() -> dict:
                 yield np.stack([np.load(paths[i])[..., None] for i in idx]), labels[idx]
 
         loaders = {
-            "ceiling (in-memory tensors)": lambda: ceiling,
-            "project pipeline (feature cache, default)": lambda: cached_pipe,
+            CEILING: lambda: ceiling,
+            PIPE: lambda: cached_pipe,
             "project pipeline (features each epoch)": lambda: computing_pipe,
-            "seed-style (np.load per note)": seed_style,
+            SEED: seed_style,
         }
-        results, alone = {}, {}
-        for name, make in loaders.items():
-            model = compiled_model(config)
-            model.fit(make(), epochs=1, verbose=0)  # warm-up: tracing, caches
-            seconds = median_time(
-                lambda m=model, mk=make: m.fit(mk(), epochs=1, verbose=0), REPEATS
-            )
-            results[name] = len(notes) / seconds
-            alone[name] = len(notes) / median_time(lambda mk=make: _drain(mk()), REPEATS)
-    ceiling_rate = results["ceiling (in-memory tensors)"]
-    seed_rate = results["seed-style (np.load per note)"]
-    seed_alone = alone["seed-style (np.load per note)"]
-    rows = [
-        [k, v, v / ceiling_rate, v / seed_rate, alone[k], alone[k] / seed_alone]
-        for k, v in results.items()
-    ]
-    print(
-        table(
-            [
-                "loader",
-                "train ex/s",
-                "x ceiling",
-                "x seed-style",
-                "loader-only ex/s",
-                "x seed-style",
-            ],
-            rows,
+        models = {name: compiled_model(config) for name in loaders}
+        # Warm-up (tracing, caches) inside `interleaved`, then interleaved rounds.
+        results = interleaved(
+            {
+                k: (lambda m=models[k], mk=mk: m.fit(mk(), epochs=1, verbose=0))
+                for k, mk in loaders.items()
+            },
+            len(notes),
+            repeats=REPEATS,
         )
-    )
-    pipe = results["project pipeline (feature cache, default)"]
+        alone = interleaved(
+            {k: (lambda mk=mk: _drain(mk())) for k, mk in loaders.items()},
+            len(notes),
+            repeats=REPEATS,
+        )
+    headers, rows = ratio_rows(results, CEILING, "train ex/s")
+    print(table(headers, rows))
+    print(markdown(headers, rows))
+    a_headers, a_rows = ratio_rows(alone, SEED, "loader-only ex/s")
+    print(table(a_headers, a_rows))
+    print(markdown(a_headers, a_rows))
+    med = {k: m.median for k, m in results.items()}
     verdict = {
-        "pipeline_vs_ceiling": pipe / ceiling_rate,
-        "pipeline_vs_seed_style": pipe / seed_rate,
-        "ceiling_vs_seed_style": ceiling_rate / seed_rate,
-        "loader_only_vs_seed_style": alone["project pipeline (feature cache, default)"]
-        / seed_alone,
+        "pipeline_vs_ceiling": med[PIPE] / med[CEILING],
+        "pipeline_vs_seed_style": med[PIPE] / med[SEED],
+        "ceiling_vs_seed_style": med[CEILING] / med[SEED],
+        "loader_only_vs_seed_style": alone[PIPE].median / alone[SEED].median,
+        "pipeline_overlaps_ceiling": results[PIPE].overlaps(results[CEILING]),
     }
     print(
         f"targets: >= 0.90 of ceiling -> {verdict['pipeline_vs_ceiling']:.2f}; "
@@ -140,8 +136,8 @@ def run() -> dict:
             "notes": len(notes),
             "batch": BATCH,
             "repeats": REPEATS,
-            "examples_per_second": results,
-            "loader_only_examples_per_second": alone,
+            "examples_per_second": {k: m.as_json() for k, m in results.items()},
+            "loader_only_examples_per_second": {k: m.as_json() for k, m in alone.items()},
             **verdict,
         },
     )

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from nsynth_research.core.errors import UserError
 
 if TYPE_CHECKING:
-    from nsynth_research.core.config import TrackingConfig
+    from nsynth_research.core.config import ExperimentConfig, TrackingConfig
     from nsynth_research.core.study_config import StudyConfig
     from nsynth_research.core.task import Task
 
@@ -73,19 +73,16 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def _study(args: argparse.Namespace) -> tuple[Task, StudyConfig]:
     from nsynth_research.core.study_config import load_study_config
+    from nsynth_research.core.task import with_objective
     from nsynth_research.tasks import task_for_file
 
     study = load_study_config(args.experiment, args.overrides)
-    return task_for_file(study.base_config), study
+    return with_objective(task_for_file(study.base_config), study.objective), study
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from nsynth_research.core.selection import (
-        StudyNotReady,
-        evaluate_study,
-        format_summary,
-        previous_evaluation,
-    )
+    from nsynth_research.core.claims import StudyNotReady
+    from nsynth_research.core.selection import evaluate_study, format_summary, previous_evaluation
     from nsynth_research.core.space import base_config
     from nsynth_research.core.study import run_sweep
 
@@ -119,7 +116,8 @@ def cmd_sweep_worker(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from nsynth_research.core.selection import StudyNotReady, evaluate_study, format_summary
+    from nsynth_research.core.claims import StudyNotReady
+    from nsynth_research.core.selection import evaluate_study, format_summary
     from nsynth_research.core.space import base_config
     from nsynth_research.core.storage import load_study
 
@@ -225,34 +223,40 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _serve(cmd: list[str], what: str, port: int) -> int:
-    import subprocess
-
-    print(f"{what} at http://127.0.0.1:{port}  (Ctrl-C stops it)", flush=True)
-    try:
-        return subprocess.run(cmd, check=False).returncode
-    except KeyboardInterrupt:
-        return 0
-
-
-def cmd_ui(args: argparse.Namespace) -> int:
-    from nsynth_research.serve import ui_command
-
-    return _serve(ui_command(tracking_from(args), args.port), "MLflow UI", args.port)
-
-
-def cmd_dashboard(args: argparse.Namespace) -> int:
+def _study_config(args: argparse.Namespace) -> tuple[StudyConfig, ExperimentConfig]:
+    """The study YAML and its base config, through the config schema only: the UIs
+    never import a task (TensorFlow would add most of a minute to their start)."""
     from nsynth_research.core.config import read_yaml
     from nsynth_research.core.space import base_config
-    from nsynth_research.core.storage import storage_url
     from nsynth_research.core.study_config import load_study_config
-    from nsynth_research.serve import dashboard_command
     from nsynth_research.tasks import config_type_for
 
     study = load_study_config(args.experiment)
-    schema = config_type_for(read_yaml(study.base_config))
-    storage = storage_url(study, base_config(study, schema))
-    return _serve(dashboard_command(storage, args.port), "optuna-dashboard", args.port)
+    return study, base_config(study, config_type_for(read_yaml(study.base_config)))
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    from nsynth_research.core.space import study_experiment
+    from nsynth_research.serve import check_port, serve, ui_command, ui_environment, ui_url
+
+    check_port(args.port, "ui PORT")
+    study, base = _study_config(args)
+    given = args.tracking_uri or args.store != Path("mlruns")
+    tracking = tracking_from(args) if given else base.tracking
+    url = ui_url(tracking, args.port, study_experiment(study))
+    cmd = ui_command(tracking, args.port)
+    return serve(cmd, "MLflow UI", url, args.port, ui_environment())
+
+
+def cmd_dashboard(args: argparse.Namespace) -> int:
+    from nsynth_research.core.storage import storage_url
+    from nsynth_research.serve import check_port, dashboard_command, dashboard_url, serve
+
+    check_port(args.port, "dashboard PORT")
+    study, base = _study_config(args)
+    storage = storage_url(study, base)
+    url = dashboard_url(storage, study.name, args.port)
+    return serve(dashboard_command(storage, args.port), "optuna-dashboard", url, args.port)
 
 
 def cmd_docs(args: argparse.Namespace) -> int:
@@ -372,6 +376,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("ui", help="MLflow UI for this repo's store on 127.0.0.1")
     p.add_argument("--port", type=int, default=5000)
+    p.add_argument("--experiment", **experiment)
     store_args(p)
     p.set_defaults(func=cmd_ui)
 

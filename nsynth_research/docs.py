@@ -9,6 +9,7 @@ import tempfile
 from pathlib import Path
 
 import mlflow
+from mlflow.tracking import MlflowClient
 
 from nsynth_research.core.errors import UserError
 from nsynth_research.core.selection import format_summary, previous_evaluation
@@ -17,6 +18,7 @@ from nsynth_research.core.storage import load_study
 from nsynth_research.core.study import PARENT_ATTR
 from nsynth_research.core.study_config import StudyConfig
 from nsynth_research.core.task import Task
+from nsynth_research.core.tracking import open_store
 
 #: (run, artifact) -> file under docs/.
 FIGURES = {
@@ -26,6 +28,37 @@ FIGURES = {
     ("evaluation", "figures/tsne_test_2d.png"): "tsne_test_2d.png",
     ("evaluation", "figures/tsne_test_3d.png"): "tsne_test_3d.png",
 }
+
+#: Artifact of the newest finished dream run (`make dream`) -> file under docs/.
+DREAM_FIGURES = {
+    "class/grid_noise.png": "dream_classes_noise.png",
+    "class/grid_note.png": "dream_classes_note.png",
+    "filters/channels.png": "dream_channels.png",
+    "filters/conv0_kernels.png": "dream_conv0_kernels.png",
+}
+
+
+def export_dream_figures(client: MlflowClient, out: Path) -> list[Path]:
+    """Copy a few pictures of the newest finished dream run in the store, if there is one
+    (dream runs are optional: no run, nothing copied)."""
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    if not experiments:
+        return []
+    found = client.search_runs(
+        experiments,
+        "tags.task = 'dream' and tags.state = 'FINISHED'",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+    )
+    if not found:
+        return []
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for artifact, name in DREAM_FIGURES.items():
+            local = client.download_artifacts(found[0].info.run_id, artifact, tmp)
+            written.append(Path(shutil.copy(local, out / name)))
+    return written
 
 
 def export_docs(task: Task, study: StudyConfig, out: Path) -> list[Path]:
@@ -45,15 +78,16 @@ def export_docs(task: Task, study: StudyConfig, out: Path) -> list[Path]:
                 f"runs:/{runs[which]}/{artifact}", dst_path=tmp
             )
             written.append(Path(shutil.copy(local, out / name)))
+    written.extend(export_dream_figures(open_store(base.tracking), out))
     per_class = json.loads(
         mlflow.artifacts.load_text(f"runs:/{evaluation.run_id}/per_class.json")
     )
     rows = [
-        "| family | precision | recall | F1 | notes |",
-        "|---|---:|---:|---:|---:|",
+        "| family | precision | recall | F1 | notes | instruments |",
+        "|---|---:|---:|---:|---:|---:|",
         *(
             f"| {name} | {s['precision']:.3f} | {s['recall']:.3f} | {s['f1']:.3f} "
-            f"| {s['support']} |"
+            f"| {s['support']} | {s.get('instruments', '?')} |"
             for name, s in per_class.items()
         ),
     ]

@@ -1,56 +1,58 @@
-"""The MLflow UI serves this project's store: start it on a free loopback port, fetch the
-runs through its REST API, stop it."""
+"""`make ui` / `make dashboard`: fast start without TensorFlow, the URL of the study's run
+table, and a clear error (exit 2) when the port is taken or the server dies."""
 
 from __future__ import annotations
 
-import json
+import socket
 import subprocess
-import time
-import urllib.error
-import urllib.request
+import sys
 from pathlib import Path
 
-import mlflow
+import pytest
 
 from nsynth_research.core.config import TrackingConfig
-from nsynth_research.core.tracking import tracked_run
-from nsynth_research.serve import free_port, ui_command
+from nsynth_research.core.errors import UserError
+from nsynth_research.core.tracking import experiment_id, open_store
+from nsynth_research.serve import RUN_TABLE, check_port, free_port, serve, ui_url
+
+REPO = Path(__file__).resolve().parents[1]
 
 
-def post(url: str, body: dict) -> dict:
-    request = urllib.request.Request(
-        url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
+def test_a_taken_port_is_refused_with_the_make_variable() -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        with pytest.raises(UserError, match=f"port {port} .* in use.*make ui PORT={port + 1}"):
+            check_port(port, "ui PORT")
+
+
+def test_a_server_dying_before_it_answers_is_an_error() -> None:
+    cmd = [sys.executable, "-c", "raise SystemExit(3)"]
+    with pytest.raises(UserError, match="exited with code 3 before answering"):
+        serve(cmd, "fake server", "http://127.0.0.1/", free_port())
+
+
+def test_the_url_lands_on_the_study_run_table(tmp_path: Path) -> None:
+    tracking = TrackingConfig(store=tmp_path / "mlruns")
+    assert ui_url(tracking, 5000, "study-new") == "http://127.0.0.1:5000/"
+    exp = experiment_id(tracking, open_store(tracking), "study-default")
+    url = ui_url(tracking, 5000, "study-default")
+    assert url == f"http://127.0.0.1:5000/#/experiments/{exp}/{RUN_TABLE}"
+    assert url.endswith("runs?workflowType=machine_learning")
+
+
+def test_the_ui_command_imports_no_tensorflow(tmp_path: Path) -> None:
+    """The whole `ui` path up to starting the server, in a fresh interpreter."""
+    script = (
+        "import sys\n"
+        "import nsynth_research.serve as s\n"
+        "s.serve = lambda cmd, what, url, port, env=None: print(url) or 0\n"
+        "from nsynth_research.cli import main\n"
+        f"code = main(['ui', '--store', {str(tmp_path / 'mlruns')!r}, '--port', '0'])\n"
+        "print('tensorflow' in sys.modules, 'keras' in sys.modules, code)\n"
     )
-    with urllib.request.urlopen(request, timeout=5) as response:
-        return json.loads(response.read())
-
-
-def test_ui_lists_the_logged_runs(tmp_path: Path) -> None:
-    tracking = TrackingConfig(store=tmp_path / "mlruns", experiment="ui-test")
-    with tracked_run(tracking, run_name="served run") as run:
-        mlflow.log_metric("val_accuracy", 0.5, step=0)
-    port = free_port()
-    proc = subprocess.Popen(
-        ui_command(tracking, port), stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    out = subprocess.run(
+        [sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, check=True
     )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 90
-        while True:
-            try:
-                found = post(f"{base}/api/2.0/mlflow/experiments/search", {"max_results": 10})
-                break
-            except (urllib.error.URLError, ConnectionError):
-                assert proc.poll() is None, proc.stdout.read().decode()[-2000:]
-                assert time.time() < deadline, "MLflow UI did not answer within 90 s"
-                time.sleep(0.5)
-        names = {e["name"]: e["experiment_id"] for e in found["experiments"]}
-        assert "ui-test" in names
-        runs = post(f"{base}/api/2.0/mlflow/runs/search", {"experiment_ids": [names["ui-test"]]})
-        (served,) = runs["runs"]
-        assert served["info"]["run_id"] == run.info.run_id
-        assert served["info"]["status"] == "FINISHED"
-        assert {m["key"]: m["value"] for m in served["data"]["metrics"]} == {"val_accuracy": 0.5}
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+    assert out.stdout.strip().splitlines()[-1] == "False False 0", out.stdout + out.stderr

@@ -49,6 +49,9 @@ class TrainingConfig(Section):
     #: Epochs without a gain of the task's objective before stopping (None: never stop early).
     early_stopping_patience: int | None = Field(default=5, ge=1)
     shuffle_buffer: int = Field(default=2048, ge=1)
+    #: Softmax cross-entropy toward (1 - e) on the label and e / classes elsewhere: keeps the
+    #: logits of a small training set from growing without bound on what it memorised.
+    label_smoothing: float = Field(default=0.0, ge=0.0, lt=1.0)
     #: Op determinism makes the same config give the same numbers on CPU, at some speed cost.
     deterministic: bool = True
     #: float32 or mixed_float16 (GPU).

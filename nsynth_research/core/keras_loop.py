@@ -43,6 +43,42 @@ def build_optimizer(
     return keras.optimizers.RMSprop(lr, momentum=cfg.momentum)
 
 
+def _dense_targets(y_true: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
+    """Class indices (one rank below the logits) as one-hot rows; soft targets (mixup) as is."""
+    if len(y_true.shape) == len(logits.shape) - 1:
+        return tf.one_hot(tf.cast(y_true, tf.int32), tf.shape(logits)[-1], dtype=logits.dtype)
+    return tf.cast(y_true, logits.dtype)
+
+
+@keras.saving.register_keras_serializable(package="nsynth_research")
+class SoftmaxCrossEntropy(keras.losses.Loss):
+    """Softmax cross-entropy on logits for class indices or soft targets (mixup), with label
+    smoothing: one loss whatever the batch carries, so validation (indices) and augmented
+    training (mixed one-hot rows) are scored alike."""
+
+    def __init__(self, label_smoothing: float = 0.0, name: str = "softmax_cross_entropy", **kw):
+        super().__init__(name=name, **kw)
+        self.label_smoothing = label_smoothing
+
+    def call(self, y_true: tf.Tensor, y_pred: tf.Tensor) -> tf.Tensor:
+        return keras.losses.categorical_crossentropy(
+            _dense_targets(y_true, y_pred),
+            y_pred,
+            from_logits=True,
+            label_smoothing=self.label_smoothing,
+        )
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "label_smoothing": self.label_smoothing}
+
+
+@keras.saving.register_keras_serializable(package="nsynth_research")
+def target_accuracy(y_true: tf.Tensor, y_pred: tf.Tensor) -> tf.Tensor:
+    """Accuracy against the largest target (the label itself for class indices)."""
+    target = tf.argmax(_dense_targets(y_true, y_pred), axis=-1)
+    return tf.cast(tf.equal(target, tf.argmax(y_pred, axis=-1)), tf.float32)
+
+
 class _TrainTimer(keras.callbacks.Callback):
     """Times the training phase of each epoch apart from validation, for honest rates."""
 
@@ -83,15 +119,20 @@ def fit_classifier(
     monitor: str,
     mode: Literal["max", "min"],
     callbacks: Sequence[keras.callbacks.Callback] = (),
+    metric_callbacks: Sequence[keras.callbacks.Callback] = (),
     verbose: int | str = "auto",
 ) -> KerasFit:
-    """The training loop every task shares: softmax cross-entropy on logits, early stopping
-    on a validation metric with the best epoch's weights restored, the caller's callbacks
-    (epoch logging, pruning) after the task's own, and the pipeline's seeded shuffling."""
+    """The training loop every task shares: softmax cross-entropy on logits (with
+    `training.label_smoothing`), early stopping on a validation metric with the best epoch's
+    weights restored, the caller's callbacks (epoch logging, pruning) after the task's own,
+    and the pipeline's seeded shuffling.
+
+    `metric_callbacks` add metrics to each epoch's logs (e.g. accuracy on another library);
+    they run first, so early stopping, logging and pruning can all read what they add."""
     model.compile(
         optimizer=build_optimizer(optimizer, steps_per_epoch, training.epochs),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=["accuracy"],
+        loss=SoftmaxCrossEntropy(training.label_smoothing),
+        metrics=[keras.metrics.MeanMetricWrapper(target_accuracy, name="accuracy")],
     )
     timer = _TrainTimer()
     stopper = keras.callbacks.EarlyStopping(
@@ -105,7 +146,7 @@ def fit_classifier(
         train,
         validation_data=valid,
         epochs=training.epochs,
-        callbacks=[timer, stopper, *callbacks],
+        callbacks=[timer, *metric_callbacks, stopper, *callbacks],
         shuffle=False,  # the pipeline shuffles, by seed
         verbose=verbose,
     )

@@ -22,6 +22,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from nsynth_research.core.config import ExperimentConfig, validate
+from nsynth_research.core.describe import NOTE_TAG
 from nsynth_research.core.errors import UserError
 from nsynth_research.core.task import FitResult, Task
 from nsynth_research.core.tracking import get_run, tracked_run, tracking_uri
@@ -31,21 +32,33 @@ _C = TypeVar("_C", bound=ExperimentConfig)
 
 
 class EpochLogger(keras.callbacks.Callback):
-    """Logs each epoch's task metrics (renamed by `names`) and the learning rate to one run."""
+    """Logs each epoch's task metrics (renamed by `names`) to one run, at 1-based steps (the
+    epoch numbers the logs, tags and trial table use).
+
+    The learning rate is logged only once a schedule has changed it: a constant rate is a
+    config param, and a flat chart of it only pushes the curves that matter down the page."""
 
     def __init__(self, client: MlflowClient, run_id: str, names: dict[str, str]) -> None:
         super().__init__()
         self.client, self.run_id, self.names = client, run_id, names
+        self.rates: list[float] = []
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        now = int(time.time() * 1000)
+        now, step = int(time.time() * 1000), epoch + 1
         metrics = [
-            Metric(self.names[k], float(v), now, epoch)
+            Metric(self.names[k], float(v), now, step)
             for k, v in (logs or {}).items()
             if k in self.names
         ]
-        lr = self.model.optimizer.learning_rate
-        metrics.append(Metric("learning_rate", float(np.asarray(lr)), now, epoch))
+        changed_before = len(set(self.rates)) > 1
+        self.rates.append(float(np.asarray(self.model.optimizer.learning_rate)))
+        if len(set(self.rates)) > 1:
+            # The first change also logs the constant stretch before it, so the chart is whole.
+            rates = self.rates[-1:] if changed_before else self.rates
+            first = step - len(rates) + 1
+            metrics += [
+                Metric("learning_rate", rate, now, s) for s, rate in enumerate(rates, start=first)
+            ]
         self.client.log_batch(self.run_id, metrics=metrics)
 
 
@@ -90,8 +103,13 @@ def tracked_training(
     pruned: tuple[type[BaseException], ...] = (),
     on_start: Callable[[str], None] | None = None,
     verbose: int | str = "auto",
+    params: dict[str, str] | None = None,
+    note: str = "",
 ) -> TrackedResult:
-    """One training run, logged from its config to its model."""
+    """One training run, logged from its config to its model.
+
+    `params` are logged beside the config's (a trial's searched choices); the run's
+    description is `note` followed by the objective, its epoch and the data fingerprint."""
     with tracked_run(
         config.tracking,
         run_name=run_name,
@@ -104,6 +122,7 @@ def tracked_training(
         if on_start is not None:
             on_start(run_id)
         log_config(config)
+        mlflow.log_params(params or {})
         mlflow.set_tags(
             {"task": task.name, "seed": str(config.seed), **task.log_inputs(config, data)}
         )
@@ -113,6 +132,11 @@ def tracked_training(
         result = task.fit(config, data, callbacks=[logger, *callbacks], verbose=verbose)
         mlflow.log_metrics(result.metrics)
         task.log_result(config, result)
+        mlflow.set_tag(
+            NOTE_TAG,
+            f"{note}{task.objective.label} {result.objective:.4f} (best epoch "
+            f"{result.best_epoch + 1} of {result.epochs_run}); data {data.fingerprint}",
+        )
     return TrackedResult(run_id=run_id, result=result)
 
 

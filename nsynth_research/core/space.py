@@ -19,6 +19,7 @@ from nsynth_research.core.config import (
     set_dotted,
     validate,
 )
+from nsynth_research.core.describe import clean_float
 from nsynth_research.core.errors import ConfigError
 from nsynth_research.core.study_config import ParamSpec, StudyConfig
 
@@ -60,9 +61,17 @@ def param_overrides(space: dict[str, ParamSpec], params: dict[str, Any]) -> dict
     for name, value in params.items():
         spec = space[name]
         if isinstance(spec.choices, dict):
-            out.update(flatten(spec.choices[value]) if value in spec.choices else {})
+            if value not in spec.choices:
+                # A trial stored under an older search space (or a hand-enqueued one): its
+                # label means nothing now, and silently training the base config instead
+                # would log a wrong param.
+                raise ConfigError(
+                    f"search_space.{name}: unknown choice {value!r}; the choices are "
+                    f"{', '.join(map(repr, spec.choices))}"
+                )
+            out.update(flatten(spec.choices[value]))
         else:
-            out[name] = decode_choice(value)
+            out[name] = clean_float(decode_choice(value))
     return out
 
 
@@ -73,14 +82,24 @@ def trial_config(base: _C, space: dict[str, ParamSpec], params: dict[str, Any]) 
     return validate(tree, "trial config", type(base))
 
 
-def check_search_space(study: StudyConfig, base: ExperimentConfig) -> None:
-    """Every searched key must be a real config key and every choice must validate alone."""
+def check_search_space(
+    study: StudyConfig, base: ExperimentConfig, fixed: tuple[str, ...] = ()
+) -> None:
+    """Every searched key must be a real config key, outside the `fixed` sections (those the
+    task prepares once per study, so a trial cannot vary them: searching them would fail
+    every trial or log a param with no effect), and every choice must validate alone."""
     known = set(base.flat())
     for name, spec in study.search_space.items():
         bundles = spec.choices if isinstance(spec.choices, dict) else None
         keys = {k for b in bundles.values() for k in flatten(b)} if bundles else {name}
         for key in sorted(keys - known):
             raise ConfigError(f"search_space.{name}: {key!r} is not a config key")
+        for key in sorted(k for k in keys if k.split(".", 1)[0] in fixed):
+            raise ConfigError(
+                f"search_space.{name}: {key!r} cannot vary per trial: the "
+                f"{', '.join(fixed)} sections are prepared once for the whole study (data, "
+                "statistics, feature cache). Set it in `overrides` and run a study per value"
+            )
         if bundles:
             probes = list(bundles)
         elif spec.type == "categorical":

@@ -293,7 +293,8 @@ def progress(opt: optuna.Study, n_trials: int) -> Progress:
     return Progress(
         n_trials,
         sum(t.state in FINISHED for t in trials),
-        [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)],
+        # Queued (WAITING) trials hold no slot: the next worker to ask runs them.
+        [t for t in trials if t.state == TrialState.RUNNING],
     )
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,9 +24,18 @@ from optuna.trial import TrialState
 from optuna_integration.keras import KerasPruningCallback
 
 from nsynth_research.core.config import ExperimentConfig
+from nsynth_research.core.describe import (
+    mark_pruned,
+    pruned_note,
+    search_params,
+    set_experiment_note,
+    set_run_note,
+    study_note,
+    study_params,
+)
 from nsynth_research.core.errors import UserError
 from nsynth_research.core.process import limit_threads, spawn_workers
-from nsynth_research.core.runs import tracked_training
+from nsynth_research.core.runs import TrackedResult, tracked_training
 from nsynth_research.core.space import (
     base_config,
     baseline_params,
@@ -51,7 +61,13 @@ from nsynth_research.core.storage import (
 from nsynth_research.core.study_config import StudyConfig
 from nsynth_research.core.study_report import log_study_artifacts
 from nsynth_research.core.task import Objective, Task
-from nsynth_research.core.tracking import STATE_TAG, experiment_id, open_store, tracking_uri
+from nsynth_research.core.tracking import (
+    STATE_TAG,
+    experiment_id,
+    git_version,
+    open_store,
+    tracking_uri,
+)
 
 log = logging.getLogger(__name__)
 
@@ -100,10 +116,27 @@ class _RunIdRecorder:
 
     def __init__(self, trial: optuna.Trial, uri: str) -> None:
         self.trial, self.uri = trial, uri
+        self.run_id: str | None = None
 
     def __call__(self, run_id: str) -> None:
+        self.run_id = run_id
         self.trial.set_user_attr(RUN_ATTR, run_id)
         self.trial.set_user_attr(URI_ATTR, self.uri)
+
+
+class _Pruning(KerasPruningCallback):
+    """Optuna's Keras pruning, remembering the 1-based epoch and value it pruned at, for the
+    pruned run's name, tag and description."""
+
+    pruned_at: int | None = None
+    value: float | None = None
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        try:
+            super().on_epoch_end(epoch, logs)
+        except optuna.TrialPruned:
+            self.pruned_at, self.value = epoch + 1, (logs or {}).get(self._monitor)
+            raise optuna.TrialPruned(f"pruned at epoch {self.pruned_at}") from None
 
 
 class _EpochProgress(keras.callbacks.Callback):
@@ -135,25 +168,25 @@ def objective(ctx: StudyContext, trial: optuna.Trial, worker: int = 0) -> float:
         raise SurplusTrial(f"the study's {n} trials were already finished or running")
     params = suggest(trial, ctx.study.search_space)
     config = trial_config(ctx.base, ctx.study.search_space, params)
-    tracked = tracked_training(
-        ctx.task,
-        config,
-        ctx.data,
-        parent_run_id=ctx.parent_run_id,
-        experiment=study_experiment(ctx.study),
-        run_name=f"trial {trial.number}",
-        tags={STUDY_TAG: ctx.study.name, TRIAL_TAG: str(trial.number), "worker": str(worker)},
-        callbacks=[
-            _EpochProgress(trial.number, config.training.epochs, ctx.task.objective),
-            KerasPruningCallback(trial, ctx.task.objective.metric),
-        ],
-        pruned=(optuna.TrialPruned,),
-        on_start=_RunIdRecorder(trial, tracking_uri(config.tracking)),
-        verbose=0,
-    )
+    pruning = _Pruning(trial, ctx.task.objective.metric)
+    recorder = _RunIdRecorder(trial, tracking_uri(config.tracking))
+    try:
+        tracked = _train_trial(ctx, trial, worker, config, params, pruning, recorder)
+    except optuna.TrialPruned:
+        if recorder.run_id and pruning.pruned_at:
+            mark_pruned(
+                open_store(config.tracking), recorder.run_id, trial.number, pruning.pruned_at,
+                pruned_note(trial.number, pruning.pruned_at, ctx.task.objective.label,
+                            pruning.value),
+            )
+        raise
     r = tracked.result
     trial.set_user_attr("epochs_run", r.epochs_run)
     trial.set_user_attr("wall_seconds", round(r.seconds, 2))
+    # Every validation score the task reports (in-library, cross-library, ...), for the summary.
+    trial.set_user_attr(
+        "scores", {k: float(v) for k, v in r.metrics.items() if k.startswith("best_val")}
+    )
     log.info(
         "trial %d: %s %.4f in %d epochs (%.0f s)",
         trial.number,
@@ -165,8 +198,43 @@ def objective(ctx: StudyContext, trial: optuna.Trial, worker: int = 0) -> float:
     return r.objective
 
 
+def _train_trial(
+    ctx: StudyContext,
+    trial: optuna.Trial,
+    worker: int,
+    config: ExperimentConfig,
+    params: dict[str, Any],
+    pruning: _Pruning,
+    recorder: _RunIdRecorder,
+) -> TrackedResult:
+    return tracked_training(
+        ctx.task,
+        config,
+        ctx.data,
+        parent_run_id=ctx.parent_run_id,
+        experiment=study_experiment(ctx.study),
+        run_name=f"trial {trial.number}",
+        tags={STUDY_TAG: ctx.study.name, TRIAL_TAG: str(trial.number), "worker": str(worker)},
+        callbacks=[
+            _EpochProgress(trial.number, config.training.epochs, ctx.task.objective),
+            pruning,
+        ],
+        pruned=(optuna.TrialPruned,),
+        on_start=recorder,
+        verbose=0,
+        params=search_params(params),
+        note=f"Trial {trial.number} of study {ctx.study.name}"
+        + (" (the seed baseline)" if trial.user_attrs.get("baseline") else "")
+        + ": ",
+    )
+
+
 def parent_run(
-    study: StudyConfig, base: ExperimentConfig, opt: optuna.Study, created: bool = True
+    study: StudyConfig,
+    base: ExperimentConfig,
+    opt: optuna.Study,
+    created: bool = True,
+    label: str = "the objective",
 ) -> str:
     """The study's one parent run: opened by the study's creator, reopened by a resume or a
     worker that joins (which waits for the creator to open it first)."""
@@ -183,9 +251,18 @@ def parent_run(
     run = client.create_run(
         exp,
         run_name=f"study {study.name}",
-        tags={STUDY_TAG: study.name, "role": "study", "optuna_storage": storage},
+        tags={
+            STUDY_TAG: study.name,
+            "role": "study",
+            "optuna_storage": storage,
+            **git_version(),
+        },
     )
     run_id = run.info.run_id
+    for key, value in study_params(study).items():
+        client.log_param(run_id, key, value)
+    set_run_note(client, run_id, study_note(study, label))
+    set_experiment_note(client, exp, study_note(study, label))
     opt.set_user_attr(PARENT_ATTR, run_id)
     client.log_text(run_id, study.model_dump_json(indent=2), "study.json")
     client.log_text(run_id, base.to_yaml(), "base_config.yaml")
@@ -262,7 +339,12 @@ def prepare_study(task: Task, study: StudyConfig) -> tuple[ExperimentConfig, opt
         "study %s: %s; %d trials so far, %d finished",
         study.name, "created" if created else "resumed", len(opt.trials), done,
     )
-    return base, opt, parent_run(study, base, opt, created)
+    if opt.metric_names is None:
+        # Names the objective on Optuna's plots and in optuna-dashboard ("Objective 0").
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            opt.set_metric_names([task.objective.label])
+    return base, opt, parent_run(study, base, opt, created, task.objective.label)
 
 
 def worker_main(

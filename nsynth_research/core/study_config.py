@@ -48,13 +48,26 @@ class SamplerConfig(Section):
 
 
 class PrunerConfig(Section):
-    """Median (stop below the median curve) or Hyperband; epochs are the resource."""
+    """How trials are stopped early; epochs are the resource (`benchmarks pruning` compares).
 
-    name: Literal["median", "hyperband", "none"] = "median"
+    median: below the median of earlier trials at the same epoch. percentile: below their
+    `percentile`-th percentile (for a maximised objective, above 50 prunes more). patience:
+    median, but only after `patience` epochs without improvement. successive_halving /
+    hyperband: keep the best 1/reduction_factor at rungs min_resource * reduction_factor**k.
+    wilcoxon: the trial's epoch curve is significantly below the best trial's
+    (p < p_threshold). none: never.
+    """
+
+    name: Literal[
+        "median", "percentile", "patience", "successive_halving", "hyperband", "wilcoxon", "none"
+    ] = "median"
     n_startup_trials: int = Field(default=3, ge=0)
     n_warmup_steps: int = Field(default=2, ge=0)
     min_resource: int = Field(default=2, ge=1)
     reduction_factor: int = Field(default=3, ge=2)
+    percentile: float = Field(default=75.0, gt=0.0, lt=100.0)
+    patience: int = Field(default=1, ge=0)
+    p_threshold: float = Field(default=0.1, gt=0.0, lt=1.0)
 
 
 class StudyConfig(Section):
@@ -77,6 +90,9 @@ class StudyConfig(Section):
     #: Enqueue the base config itself as the first trial, so every study is compared with it.
     enqueue_baseline: bool = True
     search_space: dict[str, ParamSpec] = Field(min_length=1)
+    #: The per-epoch metric trials are compared on (the task lists what it offers, e.g.
+    #: val_accuracy or val_transfer_accuracy); None: the task's default.
+    objective: str | None = None
     #: Bootstrap resamples for the test accuracy interval.
     bootstrap: int = Field(default=2000, ge=100)
 

@@ -9,12 +9,14 @@ study, MLflow runs, the test-once guard, reproduction, is written once, here in 
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from nsynth_research.core.config import ExperimentConfig
+from nsynth_research.core.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -74,9 +76,15 @@ class Task(Protocol):
 
     name: str
     config_type: type[ExperimentConfig]
+    #: What `fit` keeps the best epoch by and the study compares; see `with_objective`.
     objective: Objective
+    #: Every objective the task can optimise, by metric name (a study's `objective:` picks
+    #: one); a task that lists none offers only `objective`.
+    objectives: dict[str, Objective]
     #: Keras epoch-log key -> MLflow metric name, for the per-epoch curves.
     epoch_metrics: dict[str, str]
+    #: Config sections `prepare` builds once for the whole study: no trial may vary them.
+    study_fixed_sections: tuple[str, ...]
 
     def ensure_data(self, config: ExperimentConfig, recipe: Path | None) -> None:
         """Build the task's data from `recipe` when the config points at data not yet made."""
@@ -107,3 +115,20 @@ class Task(Protocol):
         self, config: ExperimentConfig, model_run_id: str, split: str, *, resamples: int
     ) -> SplitReport:
         """Score the model logged by `model_run_id` on `split` (the test read, for the core)."""
+
+
+def with_objective(task: Task, metric: str | None) -> Task:
+    """The task optimising `metric` (None: its default objective), for a study whose YAML
+    names one: `fit` keeps the epoch best by it and the study, pruner and selection compare
+    it. An objective the task does not offer is refused by name, listing the offered ones."""
+    offered = getattr(task, "objectives", None) or {task.objective.metric: task.objective}
+    if metric is None or metric == task.objective.metric:
+        return task
+    if metric not in offered:
+        raise ConfigError(
+            f"objective: {metric!r} is not an objective of task {task.name!r}; it offers "
+            f"{', '.join(sorted(offered))}"
+        )
+    bound = copy.copy(task)
+    bound.objective = offered[metric]
+    return bound

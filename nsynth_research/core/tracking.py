@@ -28,6 +28,7 @@ from mlflow.tracking import MlflowClient
 from nsynth_research.core.config import TrackingConfig
 from nsynth_research.core.errors import UserError
 from nsynth_research.core.files import create_atomically, disk_full
+from nsynth_research.core.plotstyle import SAVE
 from nsynth_research.core.process import Owner
 
 if TYPE_CHECKING:
@@ -170,7 +171,8 @@ def tracked_run(
 ) -> Iterator[mlflow.ActiveRun]:
     """Start a run and always end it with an honest status.
 
-    Exceptions of the `pruned` types end the run KILLED and tagged PRUNED (its curves stay);
+    Exceptions of the `pruned` types end the run KILLED and tagged PRUNED, with no error tag
+    (its curves stay);
     Ctrl-C/SIGTERM ends it FAILED tagged INTERRUPTED; any other error ends it FAILED with the
     error message as a tag. The exception is re-raised in every case.
     """
@@ -192,7 +194,8 @@ def tracked_run(
         else:
             state, status = "FAILED", RunStatus.FAILED
         client.set_tag(run.info.run_id, STATE_TAG, state)
-        client.set_tag(run.info.run_id, "error", f"{type(exc).__name__}: {exc}"[:5000])
+        if state != "PRUNED":  # a pruned run did its job; an `error` tag would read as a crash
+            client.set_tag(run.info.run_id, "error", f"{type(exc).__name__}: {exc}"[:5000])
         mlflow.end_run(RunStatus.to_string(status))
         if disk_full(exc):
             where = getattr(exc, "filename", None) or run.info.artifact_uri
@@ -218,7 +221,8 @@ def get_run(client: MlflowClient, run_id: str) -> mlflow.entities.Run:
 
 
 def log_figure(fig: plt.Figure, path: str) -> None:
-    mlflow.log_figure(fig, path)
+    """Log a figure cropped to what it draws (legends outside the axes stay whole)."""
+    mlflow.log_figure(fig, path, save_kwargs=SAVE)
     plt.close(fig)
 
 

@@ -28,9 +28,16 @@ class DataConfig(Section):
     #: Cap on notes read per split (None reads all); for quick checks and tests.
     max_notes_per_split: int | None = Field(default=None, ge=1)
     #: Store train/valid features under `<root>/features/` once and read them back every
-    #: epoch (about 0.5 MB per note); results are identical either way, only faster. Turn off
-    #: for corpora too large for the disk (full NSynth train needs ~150 GB).
-    feature_cache: bool = True
+    #: epoch (about 0.5 MB per note as float32); results are identical either way, only
+    #: faster. auto: float32 if it fits in half the free disk, else float16, else off (full
+    #: NSynth train needs ~145 GB as float32). See `features.cache.choose_cache`.
+    feature_cache: bool | Literal["auto"] = True
+    #: Stored dtype when the cache is on (not auto): float16 halves disk and reads.
+    cache_dtype: Literal["float32", "float16"] = "float32"
+    #: Library-held-out fold (see `data.folds`): train and validate in library on these
+    #: sample libraries only, and score transfer on the other libraries' presets whose samples
+    #: no training preset plays (`val_transfer_accuracy`). Empty: train on everything.
+    train_libraries: tuple[str, ...] = ()
 
 
 class CorpusConfig(Section):
@@ -51,13 +58,55 @@ class CorpusConfig(Section):
     test_fraction: float = Field(default=0.15, gt=0.0, lt=0.5)
 
 
-class FeatureConfig(Section):
-    """The seed's spectral features: log(1 + scale*|STFT|), normalised by train statistics."""
+#: Bumped whenever the feature code computes different values for the same settings, so
+#: cached features and statistics of the older code are not reused.
+FEATURE_CODE_VERSION = 1
 
+
+class FeatureConfig(Section):
+    """The seed's spectral features: log(1 + scale*|STFT|), normalised by train statistics.
+
+    Every field that changes feature values is part of the feature-cache and statistics keys
+    (`content_key`), so features made with one setting are never read back as another's.
+    """
+
+    #: stft: the seed's n_fft//2+1 linear bins; logmel: the same magnitudes summed into
+    #: `n_mels` mel bands (librosa's Slaney filters) before the log, 4x smaller at 128 bands.
+    kind: Literal["stft", "logmel"] = "stft"
     n_fft: int = Field(default=1024, ge=16)
     hop_length: int = Field(default=256, ge=1)
+    #: Mel bands of `kind: logmel` (unused by stft).
+    n_mels: int = Field(default=128, ge=1)
     log_scale: float = Field(default=1000.0, gt=0)
     norm_eps: float = Field(default=1e-4, gt=0)
+    #: FFT precision of the TensorFlow path. float64 matches librosa within 1e-3 even in the
+    #: near-empty bins between partials; float32 is faster and matches it on normalised
+    #: features within the tolerance tests/instruments/test_spectrogram.py states.
+    fft_precision: Literal["float64", "float32"] = "float64"
+
+    @model_validator(mode="after")
+    def _mel_fits(self) -> FeatureConfig:
+        if self.kind == "logmel" and self.n_mels > self.n_fft // 2 + 1:
+            raise ValueError(
+                f"features.n_mels {self.n_mels} exceeds the {self.n_fft // 2 + 1} STFT bins"
+            )
+        return self
+
+    def content_key(self) -> dict[str, object]:
+        """What decides the raw feature values, for the feature-cache and statistics keys:
+        the feature code's version and the settings that change features (not `norm_eps`,
+        which only enters the normalisation, nor `n_mels` for linear STFT features)."""
+        key: dict[str, object] = {
+            "code": FEATURE_CODE_VERSION,
+            "kind": self.kind,
+            "n_fft": self.n_fft,
+            "hop_length": self.hop_length,
+            "log_scale": self.log_scale,
+            "fft_precision": self.fft_precision,
+        }
+        if self.kind == "logmel":
+            key["n_mels"] = self.n_mels
+        return key
 
     @property
     def frames(self) -> int:
@@ -66,7 +115,8 @@ class FeatureConfig(Section):
 
     @property
     def bins(self) -> int:
-        return self.n_fft // 2 + 1
+        """Feature height: linear STFT bins, or mel bands."""
+        return self.n_fft // 2 + 1 if self.kind == "stft" else self.n_mels
 
 
 class ModelConfig(Section):
@@ -86,8 +136,14 @@ class ModelConfig(Section):
     pool: Literal["max", "average"] = "max"
     pool_size: tuple[int, int] = (3, 1)
     pool_stride: tuple[int, int] = (3, 1)
-    #: Global average pooling instead of flatten before the dense layers.
+    #: Global average pooling instead of flatten before the dense layers (kept for old
+    #: configs; the same as `head: gap`).
     global_pool: bool = False
+    #: What turns the last feature map into a vector: flatten keeps every (time, frequency)
+    #: position (most dense weights, and a feature at another pitch is another input); gap /
+    #: gmp average / take the max over time and frequency, so a timbre cue counts wherever it
+    #: sits and the dense layers stay small.
+    head: Literal["flatten", "gap", "gmp"] = "flatten"
     #: Hidden dense widths; the last is the embedding.
     dense: tuple[int, ...] = (256, 256)
     dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
@@ -103,6 +159,38 @@ class ModelConfig(Section):
         return self
 
 
+class AugmentConfig(Section):
+    """Random changes to training batches only (never validation or test), on the cached
+    features, so the feature cache stays useful (see `augment` for why not on audio).
+
+    All zero (the default) is no augmentation: the seed's training, batch for batch.
+    """
+
+    #: Random level change, uniform in +-gain_db dB, applied exactly in the
+    #: log(1 + scale*|S|) domain (a recording level is not a timbre).
+    gain_db: float = Field(default=0.0, ge=0.0, le=40.0)
+    #: Random spectral tilt, uniform in +-tilt_db dB from the lowest to the highest bin:
+    #: another microphone, room or SoundFont filter setting.
+    tilt_db: float = Field(default=0.0, ge=0.0, le=40.0)
+    #: SpecAugment: this many frequency (time) masks per note, each up to the width in bins
+    #: (frames), set to the train mean.
+    freq_masks: int = Field(default=0, ge=0, le=8)
+    freq_mask_width: int = Field(default=8, ge=1)
+    time_masks: int = Field(default=0, ge=0, le=8)
+    time_mask_width: int = Field(default=16, ge=1)
+    #: Delay the onset by up to this many frames (silence before it).
+    time_shift: int = Field(default=0, ge=0)
+    #: Mixup: each batch mixed with a shuffled copy of itself, weight ~ Beta(a, a) (0: off).
+    mixup_alpha: float = Field(default=0.0, ge=0.0, le=10.0)
+
+    @property
+    def active(self) -> bool:
+        return any(
+            (self.gain_db, self.tilt_db, self.freq_masks, self.time_masks, self.time_shift,
+             self.mixup_alpha)
+        )
+
+
 class InstrumentConfig(ExperimentConfig):
     """A complete, self-sufficient description of one instrument-family training run."""
 
@@ -110,6 +198,7 @@ class InstrumentConfig(ExperimentConfig):
     data: DataConfig = DataConfig()
     features: FeatureConfig = FeatureConfig()
     model: ModelConfig = ModelConfig()
+    augment: AugmentConfig = AugmentConfig()
 
     @model_validator(mode="after")
     def _shapes_fit(self) -> InstrumentConfig:

@@ -2,7 +2,8 @@
 PCA -> t-SNE pictures of the learned embedding, coloured by family.
 
 Every function returns a matplotlib Figure and draws only what the data holds (families
-absent from a split get no row), so no figure ever implies support that is not there.
+absent from a split get no row), so no figure ever implies support that is not there. Each is
+drawn in matplotlib's default style whatever ran before (Optuna's plots set ggplot globally).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from sklearn.decomposition import PCA
 from sklearn.manifold import TSNE
 from sklearn.metrics import confusion_matrix
 
+from nsynth_research.core.plotstyle import figure_style
 from nsynth_research.instruments.families import FAMILIES
 
 #: One fixed colour per family across every figure of the project.
@@ -26,6 +28,7 @@ FAMILY_COLOURS = dict(
 )
 
 
+@figure_style()
 def confusion_figure(labels: np.ndarray, predictions: np.ndarray, title: str) -> Figure:
     """Row-normalised confusion matrix over families that occur as truth or prediction."""
     present = np.union1d(np.unique(labels), np.unique(predictions)).astype(int)
@@ -70,6 +73,7 @@ def project_embeddings(embeddings: np.ndarray, dims: int, seed: int) -> np.ndarr
     return tsne.fit_transform(reduced)
 
 
+@figure_style()
 def embedding_figure(points: np.ndarray, labels: np.ndarray, title: str) -> Figure:
     """Scatter of a 2-D or 3-D projection, one colour and legend entry per family present."""
     dims = points.shape[1]

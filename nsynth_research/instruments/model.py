@@ -21,7 +21,8 @@ INPUT_NAME = "spectrogram"
 def build_model(
     cfg: ModelConfig, features: FeatureConfig, precision: str = "float32"
 ) -> keras.Model:
-    """Conv blocks -> flatten/global pool -> dense layers (last = embedding) -> 11 logits.
+    """Conv blocks -> flatten/global average/max pool (`head`) -> dense layers (last =
+    embedding) -> 11 logits.
 
     `precision` is applied per layer (not as Keras' global policy) so that building one model
     never changes how another is built; logits stay float32 for a stable softmax.
@@ -49,8 +50,11 @@ def build_model(
         size, stride = pool_window(cfg, freq)
         pool = layers.MaxPooling2D if cfg.pool == "max" else layers.AveragePooling2D
         x = pool(size, strides=stride, dtype=precision, name=f"pool{block}")(x)
-    if cfg.global_pool:
+    head = "gap" if cfg.global_pool else cfg.head
+    if head == "gap":
         x = layers.GlobalAveragePooling2D(dtype=precision, name="global_pool")(x)
+    elif head == "gmp":
+        x = layers.GlobalMaxPooling2D(dtype=precision, name="global_max_pool")(x)
     else:
         x = layers.Flatten(dtype=precision, name="flatten")(x)
     for i, width in enumerate(cfg.dense):

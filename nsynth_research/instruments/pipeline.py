@@ -13,7 +13,8 @@ import numpy as np
 import tensorflow as tf
 
 from nsynth_research.core.errors import DataError
-from nsynth_research.instruments.config import FeatureConfig
+from nsynth_research.instruments.augment import augmented
+from nsynth_research.instruments.config import AugmentConfig, FeatureConfig
 from nsynth_research.instruments.data.audio_dataset import checked_notes
 from nsynth_research.instruments.data.notes import Note
 from nsynth_research.instruments.features.cache import FeatureCache, batched_features
@@ -31,8 +32,12 @@ def make_dataset(
     shuffle_buffer: int = 2048,
     drop_remainder: bool = False,
     cache: FeatureCache | None = None,
+    augment: AugmentConfig | None = None,
 ) -> tf.data.Dataset:
     """Batches of (features [B, frames, bins, 1] float32, family labels [B] int32).
+
+    `augment` (training batches only: callers pass it for the train split and nothing else)
+    changes each batch on its features, see `augment`; mixup makes the labels soft rows.
 
     Without a cache, features are computed after batching because one batched STFT is several
     times faster than per-example ones. With a cache (see `feature_cache`), each note's stored
@@ -64,7 +69,10 @@ def make_dataset(
         drop_remainder=drop_remainder,
         cache=cache,
     )
-    ds = ds.map(normalise, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    if augment is not None and augment.active:
+        ds = augmented(ds, augment, norm, seed)
+    else:
+        ds = ds.map(normalise, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return ds.prefetch(tf.data.AUTOTUNE)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import astuple, dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -17,13 +17,20 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from nsynth_research.core.errors import UserError
 from nsynth_research.core.keras_loop import fit_classifier, seed_everything
 from nsynth_research.core.task import FitResult
 from nsynth_research.instruments.config import InstrumentConfig
 from nsynth_research.instruments.data.fingerprint import data_fingerprint
+from nsynth_research.instruments.data.folds import library_fold
 from nsynth_research.instruments.data.notes import Note
 from nsynth_research.instruments.data.reader import read_split
-from nsynth_research.instruments.features.cache import FeatureCache, cache_dir, ensure_cached
+from nsynth_research.instruments.features.cache import (
+    FeatureCache,
+    cache_dir,
+    choose_cache,
+    ensure_cached,
+)
 from nsynth_research.instruments.features.stats import FeatureStats, load_or_compute_stats
 from nsynth_research.instruments.model import build_model, embedding_model
 from nsynth_research.instruments.pipeline import make_dataset
@@ -40,6 +47,9 @@ class PreparedData:
     corpus_fingerprint: str
     #: Stored features of the train and valid notes, when `data.feature_cache` is on.
     caches: Mapping[str, FeatureCache] = field(default_factory=dict)
+    #: Split -> notes of held-out libraries that no training preset shares samples with
+    #: (`data.train_libraries`, see `data.folds`); empty without a fold.
+    transfer: Mapping[str, tuple[Note, ...]] = field(default_factory=dict)
 
     @property
     def fingerprint(self) -> str:
@@ -65,32 +75,85 @@ class SplitOutputs:
 
 
 def prepare_data(config: InstrumentConfig, *, progress: bool = True) -> PreparedData:
-    """Read train/valid manifests, fill the feature cache (when on) and load (or compute
-    once) the train statistics: everything trials share, done once before any of them."""
+    """Read train/valid manifests, apply the library fold, fill the feature cache (when on)
+    and load (or compute once) the train statistics: what trials share, done before them."""
     root = Path(config.data.root)
     limit = config.data.max_notes_per_split
     notes = {split: read_split(root, split, limit=limit) for split in ("train", "valid")}
+    fold = library_fold(notes["train"], notes["valid"], config.data.train_libraries)
+    return _featurised(
+        config,
+        root,
+        fold.train,
+        fold.valid,
+        fold.transfer,
+        data_fingerprint(root, ("train", "valid")),
+        progress=progress,
+    )
+
+
+def for_trial(
+    data: PreparedData, config: InstrumentConfig, *, progress: bool = False
+) -> PreparedData:
+    """The study's data with the features and train statistics `config.features` asks for.
+
+    Features are searchable per trial: a trial whose front-end differs from the study's base
+    fills (or finds) the feature cache and statistics keyed by its own feature settings
+    (`FeatureConfig.content_key`), so each front-end is computed once per corpus."""
+    made = data.stats.config
+    if made is not None and made.content_key() == config.features.content_key():
+        return data
+    return _featurised(
+        config,
+        data.root,
+        data.train,
+        data.valid,
+        dict(data.transfer),
+        data.corpus_fingerprint,
+        progress=progress,
+    )
+
+
+def _featurised(
+    config: InstrumentConfig,
+    root: Path,
+    train: Sequence[Note],
+    valid: Sequence[Note],
+    transfer: Mapping[str, tuple[Note, ...]],
+    corpus_fingerprint: str,
+    *,
+    progress: bool,
+) -> PreparedData:
+    notes = {
+        "train": [*train, *transfer.get("train", ())],
+        "valid": [*valid, *transfer.get("valid", ())],
+    }
     caches: dict[str, FeatureCache] = {}
-    if config.data.feature_cache:
+    dtype: str | None = config.data.cache_dtype if config.data.feature_cache else None
+    if config.data.feature_cache == "auto":
+        dtype = choose_cache(root, sum(map(len, notes.values())), config.features)
+    if dtype is not None:
         for split, split_notes in notes.items():
-            directory = cache_dir(root, split, config.features)
+            directory = cache_dir(root, split, config.features, dtype)
             caches[split] = ensure_cached(
                 split_notes,
                 config.features,
                 directory,
                 progress=progress,
                 label=f"{split} features",
+                dtype=dtype,
             )
     stats = load_or_compute_stats(
-        root, notes["train"], config.features, progress=progress, cache=caches.get("train")
+        root, train, config.features, progress=progress, cache=caches.get("train")
     )
     return PreparedData(
         root=root,
-        train=tuple(notes["train"]),
-        valid=tuple(notes["valid"]),
+        train=tuple(train),
+        valid=tuple(valid),
         stats=stats,
-        corpus_fingerprint=data_fingerprint(root, ("train", "valid")),
+        corpus_fingerprint=corpus_fingerprint,
         caches=caches,
+        transfer=dict(transfer),
     )
 
 
@@ -110,6 +173,7 @@ def dataset_for(
         seed=config.seed,
         shuffle_buffer=config.training.shuffle_buffer,
         cache=data.caches.get(split),
+        augment=config.augment if split == "train" else None,
     )
 
 
@@ -144,14 +208,56 @@ def predict_split(
     )
 
 
+def transfer_outputs(
+    model: keras.Model, data: PreparedData, config: InstrumentConfig
+) -> SplitOutputs | None:
+    """The model on the fold's transfer notes (held-out libraries, unheard samples)."""
+    parts = [
+        predict_split(model, notes, data.stats, config, data.caches.get(split))
+        for split, notes in data.transfer.items()
+        if notes
+    ]
+    if not parts:
+        return None
+    columns = zip(*(astuple(p) for p in parts), strict=True)
+    return SplitOutputs(*(np.concatenate(column) for column in columns))
+
+
+class TransferAccuracy(keras.callbacks.Callback):
+    """Adds `val_transfer_accuracy` (accuracy on the fold's transfer notes) to each epoch's
+    logs; `fit_classifier` runs it before early stopping, logging and pruning read them."""
+
+    def __init__(self, data: PreparedData, config: InstrumentConfig) -> None:
+        super().__init__()
+        self.data, self.config = data, config
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        outputs = transfer_outputs(self.model, self.data, self.config)
+        if logs is not None and outputs is not None:
+            logs[TRANSFER_METRIC] = outputs.accuracy
+
+
+#: Per-epoch accuracy on presets of libraries the model did not train on.
+TRANSFER_METRIC = "val_transfer_accuracy"
+
+
 def train(
     config: InstrumentConfig,
     data: PreparedData,
     *,
     callbacks: Sequence[keras.callbacks.Callback] = (),
     verbose: int | str = "auto",
+    monitor: str = "val_accuracy",
 ) -> FitResult:
-    """Fit, keep the best-validation-accuracy weights, and score the validation split."""
+    """Fit, keep the weights of the epoch best by `monitor` (in-library `val_accuracy` or
+    `val_transfer_accuracy`), and score the validation and transfer notes with them."""
+    data = for_trial(data, config)
+    has_transfer = any(data.transfer.values())
+    if monitor == TRANSFER_METRIC and not has_transfer:
+        raise UserError(
+            f"the objective {TRANSFER_METRIC} needs a library fold: set data.train_libraries "
+            "to the libraries to train on (the others are scored)"
+        )
     seed_everything(config.seed, config.training.deterministic)
     tcfg = config.training
     steps = max(1, math.ceil(len(data.train) / tcfg.batch_size))
@@ -163,20 +269,24 @@ def train(
         optimizer=config.optimizer,
         training=tcfg,
         steps_per_epoch=steps,
-        monitor="val_accuracy",
+        monitor=monitor,
         mode="max",
         callbacks=callbacks,
+        metric_callbacks=[TransferAccuracy(data, config)] if has_transfer else [],
         verbose=verbose,
     )
     valid = predict_split(model, data.valid, data.stats, config, data.caches.get("valid"))
+    transfer = transfer_outputs(model, data, config)
+    extra = {} if transfer is None else {f"best_{TRANSFER_METRIC}": transfer.accuracy}
     return FitResult(
         model=model,
         history=fit.history,
         best_epoch=fit.best_epoch,
         epochs_run=fit.epochs_run,
         seconds=fit.seconds,
-        objective=valid.accuracy,
+        objective=transfer.accuracy if monitor == TRANSFER_METRIC and transfer else valid.accuracy,
         metrics={
+            **extra,
             "best_val_accuracy": valid.accuracy,
             "best_epoch": fit.best_epoch,
             "epochs_run": fit.epochs_run,

@@ -41,6 +41,8 @@ class MelodyTask:
     name = "melody"
     config_type = MelodyConfig
     objective = Objective("val_perplexity", "minimize", "validation perplexity")
+    #: Sections `prepare` builds once per study; none declared yet (the melody owner's call).
+    study_fixed_sections: tuple[str, ...] = ()
     epoch_metrics = {  # noqa: RUF012 (read-only table)
         "loss": "train_loss",
         "accuracy": "train_accuracy",

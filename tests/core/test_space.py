@@ -13,10 +13,12 @@ from nsynth_research.core.space import (
     check_search_space,
     decode_choice,
     encode_choice,
+    param_overrides,
     trial_config,
 )
 from nsynth_research.core.study_config import load_study_config
 from nsynth_research.instruments.config import InstrumentConfig
+from nsynth_research.instruments.task import InstrumentTask
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT = REPO / "experiments" / "default.yaml"
@@ -104,3 +106,33 @@ def test_baseline_outside_the_space_is_an_error(tmp_path: Path) -> None:
     study = load_study_config(write(tmp_path, body))
     with pytest.raises(ConfigError, match="cannot be enqueued"):
         baseline_params(study, base_config(study, InstrumentConfig))
+
+
+@pytest.mark.parametrize(
+    ("body", "key"),
+    [
+        ("search_space:\n  features.n_fft: {type: categorical, choices: [512, 1024]}\n", "n_fft"),
+        (
+            "search_space:\n  setup:\n    type: categorical\n    choices:\n"
+            "      a: {model.dropout: 0.1, data.max_notes_per_split: 10}\n"
+            "      b: {model.dropout: 0.2}\n",
+            "data.max_notes_per_split",
+        ),
+    ],
+)
+def test_study_fixed_sections_cannot_be_searched(tmp_path: Path, body: str, key: str) -> None:
+    study = load_study_config(write(tmp_path, body))
+    fixed = InstrumentTask.study_fixed_sections
+    with pytest.raises(ConfigError, match=rf"{key}.*cannot vary per trial"):
+        check_search_space(study, base_config(study, InstrumentConfig), fixed)
+
+
+def test_an_unknown_bundle_label_is_refused(tmp_path: Path) -> None:
+    body = (
+        "search_space:\n  opt:\n    type: categorical\n    choices:\n"
+        "      adam: {optimizer.name: adam}\n"
+    )
+    study = load_study_config(write(tmp_path, body))
+    assert param_overrides(study.search_space, {"opt": "adam"}) == {"optimizer.name": "adam"}
+    with pytest.raises(ConfigError, match="unknown choice 'sgd'"):
+        param_overrides(study.search_space, {"opt": "sgd"})

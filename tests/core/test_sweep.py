@@ -25,6 +25,7 @@ from nsynth_research.instruments.config import InstrumentConfig
 from nsynth_research.instruments.task import InstrumentTask
 
 TASK = InstrumentTask()
+NOTE = "mlflow.note.content"
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]
@@ -115,6 +116,25 @@ def test_study_end_to_end(
     assert {"trials.csv", "trials.html", "study.json", "base_config.yaml"} <= artifacts
     assert {"figures/optimization_history.png", "figures/slice.png"} <= figures
     assert parent.data.metrics["trials_pruned"] == 1 and parent.data.metrics["trials_complete"] == 2
+    # What the MLflow UI shows at first sight (issue 16): descriptions, searched choices as
+    # params, study settings on the parent, pruned runs named as such, datasets, 1-based steps.
+    assert parent.data.params["n_trials"] == "3" and "space.optimizer" in parent.data.params
+    assert parent.data.tags["git_commit"] and "Best: trial" in parent.data.tags[NOTE]
+    pruned = runs["2"].data.tags
+    assert pruned["mlflow.runName"] == "trial 2 (pruned at epoch 1)"
+    assert pruned["pruned_at_epoch"] == "1" and "error" not in pruned
+    trial_1 = runs["1"]
+    assert trial_1.data.params["search.optimizer"] in {"adadelta_0.01", "adam_1e-3"}
+    assert trial_1.data.params["model.dropout"] in {"0.0", "0.2", "0.4"}
+    assert "validation accuracy" in trial_1.data.tags[NOTE]
+    assert "learning_rate" not in trial_1.data.metrics  # constant: a param, not a chart
+    steps = client.get_metric_history(trial_1.info.run_id, "val_accuracy")
+    assert [m.step for m in steps] == [1, 2]
+    contexts = {
+        {t.key: t.value for t in d.tags}["mlflow.data.context"]
+        for d in trial_1.inputs.dataset_inputs
+    }
+    assert contexts == {"training", "validation"}
 
     # The champion is the best trial by validation accuracy, scored once on test.
     evaluation = evaluate_study(TASK, study)
@@ -137,6 +157,11 @@ def test_study_end_to_end(
     } <= figures
     version = client.get_model_version_by_alias("nsynth-tiny", "champion")
     assert version.tags["run_id"] == best.user_attrs[RUN_ATTR]
+    assert version.tags["evaluation_run_id"] == evaluation.run_id
+    assert "test accuracy" in version.description and evaluation.run_id in version.description
+    assert not {k for k in run.data.metrics if k.startswith("val_") or "." in k}
+    assert "test_min_family_recall" in run.data.metrics
+    assert "per_family_test.table.json" in {a.path for a in client.list_artifacts(run.info.run_id)}
     assert client.get_run(outcome.parent_run_id).data.tags[EVALUATED_TAG] == evaluation.run_id
     assert "seed baseline (trial 0)" in format_summary(opt, TASK.objective, evaluation)
 

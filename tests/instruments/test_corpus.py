@@ -26,18 +26,20 @@ from nsynth_research.instruments.corpus.plan import (
     plan_instruments,
     program_source,
 )
-from nsynth_research.instruments.corpus.summary import assert_instrument_disjoint
+from nsynth_research.instruments.corpus.samples import preset_samples
+from nsynth_research.instruments.corpus.summary import SAMPLES_NAME, assert_instrument_disjoint
 from nsynth_research.instruments.data.audio import load_audio
 from nsynth_research.instruments.data.notes import SPLITS
 from nsynth_research.instruments.data.reader import read_split
 from nsynth_research.instruments.families import FAMILIES
+from tests.instruments.sf2_builder import tone, write_sf2
 
 OFFICIAL = {
     "note", "note_str", "instrument", "instrument_str", "pitch", "velocity", "sample_rate",
     "qualities", "qualities_str", "instrument_family", "instrument_family_str",
     "instrument_source", "instrument_source_str",
 }  # fmt: skip
-EXTRA = {"soundfont", "library", "bank", "program", "preset_name"}
+EXTRA = {"soundfont", "library", "bank", "program", "preset_name", "sample_group"}
 INSTRUMENT = re.compile(rf"^({'|'.join(FAMILIES)})_(acoustic|electronic|synthetic)_\d{{3}}$")
 
 
@@ -140,7 +142,7 @@ def test_disjointness_check_fires_on_a_leak(tiny_corpus: Path, tmp_path: Path) -
     with pytest.raises(DataError) as err:
         assert_instrument_disjoint(root)
     message = str(err.value)
-    assert "not instrument-disjoint" in message
+    assert "not sample-disjoint" in message
     assert f"instrument {leaked['instrument_str']} (train and test)" in message
     assert f"library TimGM6mb program {leaked['program']} (train and test)" in message
 
@@ -156,33 +158,86 @@ def test_disjointness_check_fires_on_a_leak(tiny_corpus: Path, tmp_path: Path) -
     (root / "nsynth-valid" / "examples.json").write_text(json.dumps(valid))
     with pytest.raises(DataError) as err:
         assert_instrument_disjoint(root)
-    assert "1 instrument(s) or sample group(s)" in str(err.value)
+    assert "2 instrument(s), sample group(s) or sample(s)" in str(err.value)
     assert f"program {leaked['program']} (train and valid)" in str(err.value)
 
 
 def test_split_assignment_is_seeded_and_keeps_every_family_in_train() -> None:
     groups = {
-        "bass": [("a", p) for p in range(32, 40)],
-        "vocal": [("a", 52), ("a", 53)],
-        "organ": [("a", 16)],
-        "string": [("a", 40), ("b", 40), ("a", 41)],
+        **{f"bass{p}": ["bass"] for p in range(32, 40)},
+        "vocal52": ["vocal"],
+        "vocal53": ["vocal", "vocal"],
+        "organ": ["organ"],
+        "flute": ["flute"],
+        **{f"string{p}": ["string"] for p in range(3)},
+        "shared waveform": ["bass", "string", "organ"],
     }
     cfg = CorpusConfig(seed=3)
     first = assign_splits(groups, cfg)
     assert first == assign_splits(groups, cfg)
     assert any(first != assign_splits(groups, CorpusConfig(seed=seed)) for seed in range(4, 10))
-    for members in groups.values():
-        assert "train" in {first[g] for g in members}
-    assert Counter(first[g] for g in groups["bass"]) == {"train": 6, "valid": 1, "test": 1}
-    assert {first[g] for g in groups["string"]} == {"train", "valid", "test"}
-    assert sorted(first[g] for g in groups["vocal"]) in (["test", "train"], ["train", "valid"])
-    assert first[("a", 16)] == "train"
-    # Presets sharing samples (same library and program) are one group, so one split.
-    instruments = plan_instruments(CorpusConfig(size="full"))
-    by_group: dict[tuple[str, int], set[str]] = {}
+    for family in ("bass", "vocal", "organ", "string"):
+        assert "train" in {first[g] for g, fams in groups.items() if family in fams}
+    bass = [first[g] for g, fams in groups.items() if "bass" in fams]
+    assert Counter(bass) == {"train": 7, "valid": 1, "test": 1}
+    assert {first[g] for g, fams in groups.items() if "string" in fams} == set(SPLITS)
+    assert sorted([first["vocal52"], first["vocal53"]]) in (["test", "train"], ["train", "valid"])
+    assert first["flute"] == "train"  # a family's only group trains
+
+
+def sample_splits(instruments) -> dict[str, set[str]]:
+    splits: dict[str, set[str]] = {}
     for inst in instruments:
-        by_group.setdefault(inst.group, set()).add(inst.split)
-    assert all(len(splits) == 1 for splits in by_group.values())
+        for digest in inst.samples:
+            splits.setdefault(digest, set()).add(inst.split)
+    return splits
+
+
+def test_presets_sharing_a_sample_land_in_one_split(tmp_path: Path) -> None:
+    """Within one SoundFont and across two, presets that play the same sample data are one
+    group; the corpus check catches a sample heard in two splits."""
+    tones = [tone(i) for i in range(8)]
+    # Programs 0 and 1 share tone 0; 2 plays tones 1 and 2; 3-5 play their own.
+    first = write_sf2(
+        tmp_path / "a.sf2", tones, {0: [0], 1: [0, 3], 2: [1, 2], 3: [4], 4: [5], 5: [6]}
+    )
+    # Another SoundFont whose program 6 copies tone 2 (a library reusing a recording).
+    second = write_sf2(tmp_path / "b.sf2", [tones[2], tones[7]], {6: [0], 7: [1]})
+    cfg = CorpusConfig(soundfonts=(first, second), size="full")
+    samples = preset_samples(first)
+    assert samples[(0, 0)] < samples[(0, 1)] and not samples[(0, 0)] & samples[(0, 2)]
+    for seed in range(6):
+        plan = {
+            (i.soundfont.name, i.program): i
+            for i in plan_instruments(cfg.model_copy(update={"seed": seed}))
+        }
+        assert plan[("a.sf2", 0)].split == plan[("a.sf2", 1)].split
+        assert plan[("a.sf2", 0)].group == plan[("a.sf2", 1)].group
+        assert plan[("a.sf2", 2)].split == plan[("b.sf2", 6)].split
+        assert all(len(s) == 1 for s in sample_splits(plan.values()).values())
+        assert len({i.group for i in plan.values()}) == 6
+
+    root = render_corpus(
+        cfg.model_copy(update={"root": tmp_path / "c", "size": "tiny"}), progress=False
+    ).root
+    assert_instrument_disjoint(root)
+    listed = json.loads((root / SAMPLES_NAME).read_text())
+    moved = next(n for n, info in listed.items() if info["split"] == "train")
+    other = next(n for n, info in listed.items() if info["split"] != "train")
+    listed[other]["samples"].append(listed[moved]["samples"][0])
+    (root / SAMPLES_NAME).write_text(json.dumps(listed))
+    with pytest.raises(DataError, match=r"not sample-disjoint.*sample [0-9a-f]{16} \(train and"):
+        assert_instrument_disjoint(root)
+
+
+def test_default_corpus_shares_no_sample_across_splits() -> None:
+    """TimGM6mb reuses samples across many presets (the pianos, the strings, a waveform
+    shared by bass, brass, flute and synth presets); seed 0's default plan splits none."""
+    plan = plan_instruments(CorpusConfig(size="default", seed=0))
+    assert all(len(splits) == 1 for splits in sample_splits(plan).values())
+    assert len(plan) == 85 and {i.family for i in plan if i.split == "train"} == set(FAMILIES)
+    for split in ("valid", "test"):
+        assert len({i.family for i in plan if i.split == split}) >= 8
 
 
 def test_sizes_and_naming() -> None:
@@ -214,7 +269,9 @@ def test_rerender_does_nothing_and_other_settings_are_refused(tiny_corpus: Path)
     again = render_corpus(CorpusConfig(root=tiny_corpus, size="tiny"), progress=False)
     assert again.rendered == 0 and again.seconds < 5
     assert sum(again.notes["train"].values()) == len(examples(tiny_corpus, "train"))
-    assert again.instruments == {s: 11 for s in SPLITS}
+    planned = Counter(i.split for i in plan_instruments(CorpusConfig(size="tiny")))
+    assert again.instruments == dict(planned) and again.instruments["train"] == 11
+    assert "presets" in again.format_table() and "sample groups" in again.format_table()
     assert "up to date, nothing rendered" in again.format_table()
     assert (tiny_corpus / MARKER_NAME).stat().st_mtime_ns == stamp
     for change in ({"seed": 9}, {"size": "default"}, {"valid_fraction": 0.2}):

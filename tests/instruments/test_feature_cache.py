@@ -89,9 +89,28 @@ def test_folder_key_follows_features_and_data(tiny_corpus: Path, tmp_path: Path)
     copy = tmp_path / "copy"
     shutil.copytree(tiny_corpus, copy, ignore=shutil.ignore_patterns("features", "stats"))
     assert cache_dir(copy, "train", CFG).name == train.name  # data, not location
-    examples = copy / "nsynth-train" / "examples.json"
-    examples.write_text(examples.read_text().replace('"velocity": 100', '"velocity": 101', 1))
+    # Same names and labels, other audio (a re-render): the key follows the content.
+    wav = next((copy / "nsynth-train" / "audio").glob("*.wav"))
+    data = bytearray(wav.read_bytes())
+    data[-2:] = b"\x01\x00" if data[-2:] != b"\x01\x00" else b"\x02\x00"
+    wav.write_bytes(bytes(data))
     assert cache_dir(copy, "train", CFG).name != train.name
+    examples = copy / "nsynth-train" / "examples.json"
+    moved = cache_dir(copy, "train", CFG).name
+    examples.write_text(examples.read_text().replace('"velocity": 100', '"velocity": 101', 1))
+    assert cache_dir(copy, "train", CFG).name != moved
+
+
+def test_folder_key_ignores_norm_eps_and_follows_the_code_version(
+    tiny_corpus: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import nsynth_research.instruments.config as config_module
+
+    train = cache_dir(tiny_corpus, "train", CFG)
+    assert cache_dir(tiny_corpus, "train", FeatureConfig(norm_eps=0.5)) == train
+    assert cache_dir(tiny_corpus, "train", FeatureConfig(n_mels=64)) == train  # stft: unused
+    monkeypatch.setattr(config_module, "FEATURE_CODE_VERSION", 999)
+    assert cache_dir(tiny_corpus, "train", CFG) != train
 
 
 def test_statistics_from_the_cache_equal_those_from_audio(

@@ -352,3 +352,26 @@ def test_fingerprints_follow_the_data(tmp_path: Path) -> None:
     assert archive.is_file() and split_fingerprint(tmp_path / "tar", "train") != packed
     with pytest.raises(DataError, match="not found"):
         split_fingerprint(tmp_path, "test")
+
+
+def test_fingerprint_covers_the_audio_and_remembers_file_hashes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import nsynth_research.instruments.data.fingerprint as fingerprint
+
+    monkeypatch.setenv(fingerprint.CACHE_ENV, str(tmp_path / "hashes"))
+    for meta in (True, False):
+        root = tmp_path / f"meta-{meta}"
+        directory = make_split(root, meta=meta)
+        before = split_fingerprint(root, "train")
+        wav = directory / "audio" / f"{NAMES[0]}.wav"
+        size = wav.stat().st_size
+        sf.write(wav, tone(7), SAMPLE_RATE)  # re-rendered: same name, same size, other audio
+        assert wav.stat().st_size == size
+        assert split_fingerprint(root, "train") != before
+
+    def unexpected(path: Path) -> str:
+        raise AssertionError(f"{path} hashed again although unchanged")
+
+    monkeypatch.setattr(fingerprint, "file_sha256", unexpected)
+    assert split_fingerprint(root, "train") == split_fingerprint(root, "train")

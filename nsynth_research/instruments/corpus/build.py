@@ -58,6 +58,7 @@ from nsynth_research.instruments.corpus.render import (
     library_gains,
 )
 from nsynth_research.instruments.corpus.summary import (
+    SAMPLES_NAME,
     CorpusSummary,
     assert_instrument_disjoint,
     read_examples,
@@ -127,6 +128,7 @@ def _entry(inst: Instrument, pitch: int, velocity: int, note_id: int) -> dict[st
         "bank": 0,
         "program": inst.program,
         "preset_name": inst.preset_name,
+        "sample_group": inst.group,
     }
 
 
@@ -286,6 +288,7 @@ def _render(
                 entries[inst.split][entry["note_str"]] = entry
 
     index = {name: i for i, name in enumerate(sorted({i.instrument_str for i in instruments}))}
+    atomic_json(root / SAMPLES_NAME, instrument_samples(instruments))
     for split in SPLITS:
         for entry in entries[split].values():
             entry["instrument"] = index[entry["instrument_str"]]
@@ -317,6 +320,21 @@ def _render(
     if absent:
         log.warning("families without train notes in %s: %s", root, ", ".join(absent))
     return summary
+
+
+def instrument_samples(instruments: list[Instrument]) -> dict[str, dict[str, Any]]:
+    """What the corpus check reads to prove splits share no sample: every instrument's split,
+    preset and the content hashes of the samples it plays."""
+    return {
+        inst.instrument_str: {
+            "split": inst.split,
+            "soundfont": inst.soundfont.name,
+            "preset_name": inst.preset_name,
+            "sample_group": inst.group,
+            "samples": sorted(inst.samples),
+        }
+        for inst in instruments
+    }
 
 
 def atomic_json(path: Path, data: object) -> None:

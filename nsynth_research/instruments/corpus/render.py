@@ -27,8 +27,9 @@ from nsynth_research.instruments.corpus.plan import (
 log = logging.getLogger(__name__)
 
 
-#: Bumped whenever rendering changes what a note sounds like, so old corpora are not reused.
-RENDER_VERSION = 2
+#: Bumped whenever rendering changes what a note sounds like or which split it lands in, so
+#: old corpora are not reused (3: splits disjoint down to the sample data, samples.json).
+RENDER_VERSION = 3
 RENDER_RATE = 48_000
 HOLD_SECONDS, RELEASE_SECONDS = 3, 1
 #: The calibration pass renders every CALIBRATION_STRIDE-th planned note of each instrument

@@ -1,13 +1,23 @@
 """Fingerprints of NSynth-format data: what caches, reproduce and evaluation compare to
-notice that the data under a root changed."""
+notice that the data under a root changed.
+
+A fingerprint covers the audio itself, not only names and labels: NSynth WAVs all have the
+same size, and a re-rendered corpus keeps every name, so anything less misses changed audio.
+Hashing is streamed (a 20 GB archive never sits in memory) and remembered per file by path,
+size and modification time, so only new or touched files are read again: the second
+fingerprint of a 3,000-note corpus costs a directory listing.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import json
+import logging
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
+from nsynth_research.core.files import atomic_write_text, file_sha256
 from nsynth_research.instruments.data.notes import (
     SPLITS,
     check_split_name,
@@ -16,26 +26,63 @@ from nsynth_research.instruments.data.notes import (
     split_dir,
 )
 
+log = logging.getLogger(__name__)
 
-def _hash_archive(archive: Path, update: Callable[[bytes], None]) -> None:
-    # Hashing a 20 GB archive on every run would cost minutes. Its size, its head and its
-    # tail identify it: the gzip trailer (last 8 bytes) is a CRC32 and length of the whole
-    # uncompressed content.
-    size = archive.stat().st_size
-    update(f"archive:{size};".encode())
-    with archive.open("rb") as handle:
-        update(handle.read(1 << 20))
-        handle.seek(max(0, size - (64 << 10)))
-        update(handle.read())
+#: Environment variable naming the folder of remembered file hashes (default: the user cache).
+CACHE_ENV = "NSYNTH_HASH_CACHE"
+
+
+def hash_cache_dir() -> Path:
+    default = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "nsynth-research"
+    return Path(os.environ.get(CACHE_ENV) or default / "file-hashes")
+
+
+class FileHashes:
+    """Content hashes of the files of one folder, remembered by (size, mtime) per name.
+
+    The memory is one JSON file per folder in `hash_cache_dir()`, written atomically; two
+    processes updating it at once only cost the loser's entries a recomputation later.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = Path(folder).resolve()
+        key = hashlib.sha256(str(self.folder).encode()).hexdigest()[:16]
+        self.path = hash_cache_dir() / f"{key}.json"
+        self.known: dict[str, list] = {}
+        self.changed = False
+        if self.path.is_file():
+            try:
+                self.known = json.loads(self.path.read_text())
+            except (json.JSONDecodeError, UnicodeDecodeError, OSError) as exc:
+                log.warning("file-hash cache %s unreadable (%s); hashing again", self.path, exc)
+
+    def digest(self, entry: os.DirEntry | Path) -> str:
+        stat = entry.stat()
+        name = entry.name
+        seen = self.known.get(name)
+        if seen and seen[0] == stat.st_size and seen[1] == stat.st_mtime_ns:
+            return str(seen[2])
+        value = file_sha256(Path(entry.path if isinstance(entry, os.DirEntry) else entry))
+        self.known[name] = [stat.st_size, stat.st_mtime_ns, value]
+        self.changed = True
+        return value
+
+    def save(self) -> None:
+        if not self.changed:
+            return
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(self.path, json.dumps(self.known))
+        except OSError as exc:
+            log.warning("could not remember file hashes at %s (%s); next time hashes again",
+                        self.path, exc)  # fmt: skip
 
 
 def split_fingerprint(root: Path | str, split: str) -> str:
     """16 hex digits identifying a split's data, for caches and run tags.
 
-    From examples.json's bytes when present (it names every note and its labels), else the
-    sorted audio file names and sizes; an archive by size, head and tail. A rendered
-    corpus's render.json (its render settings: gain, renderer) is included, because
-    re-rendering with other settings leaves examples.json unchanged.
+    A folder: examples.json's bytes when present (names and labels), and the name and content
+    hash of every WAV under audio/. An archive: the content hash of the whole archive.
     """
     check_split_name(split)
     root = Path(root)
@@ -44,22 +91,21 @@ def split_fingerprint(root: Path | str, split: str) -> str:
     if directory.is_dir():
         meta = directory / "examples.json"
         if meta.is_file():
-            digest.update(meta.read_bytes())
-        else:
-            audio_dir = directory / "audio"
-            names = []
-            if audio_dir.is_dir():
-                with os.scandir(audio_dir) as entries:
-                    names = [(e.name, e.stat().st_size) for e in entries if e.name.endswith(".wav")]
-            for name, size in sorted(names):
-                digest.update(f"{name}:{size};".encode())
+            digest.update(b"examples.json:" + meta.read_bytes())
+        audio_dir = directory / "audio"
+        if audio_dir.is_dir():
+            hashes = FileHashes(audio_dir)
+            with os.scandir(audio_dir) as entries:
+                wavs = sorted((e for e in entries if e.name.endswith(".wav")), key=lambda e: e.name)
+                for entry in wavs:
+                    digest.update(f"{entry.name}:{hashes.digest(entry)};".encode())
+            hashes.save()
     elif archive.is_file():
-        _hash_archive(archive, digest.update)
+        hashes = FileHashes(archive.parent)
+        digest.update(f"archive:{hashes.digest(archive)};".encode())
+        hashes.save()
     else:
         raise missing_split(root, split)
-    render = root / "render.json"
-    if render.is_file():
-        digest.update(render.read_bytes())
     return digest.hexdigest()[:16]
 
 
@@ -69,4 +115,3 @@ def data_fingerprint(root: Path | str, splits: Sequence[str] = SPLITS) -> str:
     for split in splits:
         digest.update(f"{split}={split_fingerprint(root, split)};".encode())
     return digest.hexdigest()[:16]
-

@@ -28,6 +28,11 @@ class Note:
     source: int
     pitch: int
     velocity: int
+    #: Sample library the note was rendered from (the rendered corpus's `library` field; ""
+    #: for real NSynth), which `data.train_libraries` folds on.
+    library: str = ""
+    #: Group of presets sharing PCM sample data (the corpus's `sample_group`; -1 unknown).
+    sample_group: int = -1
 
     @property
     def in_archive(self) -> bool:

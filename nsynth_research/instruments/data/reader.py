@@ -90,6 +90,8 @@ def _notes_from_examples(examples: dict[str, Any], audio: dict[str, str], where:
                 source=int(entry["instrument_source"]),
                 pitch=int(entry["pitch"]),
                 velocity=int(entry["velocity"]),
+                library=str(entry.get("library", "")),
+                sample_group=int(entry.get("sample_group", -1)),
             )
         )
     errors = []

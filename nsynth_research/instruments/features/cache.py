@@ -17,6 +17,7 @@ results do not depend on whether the cache is on.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import shutil
 from collections.abc import Sequence
@@ -46,6 +47,9 @@ _HEADROOM_BYTES = 512 * 2**20
 #: Temporary files older than this are leftovers of a killed writer, not a live one's.
 _STALE_TMP_SECONDS = 600.0
 _SUFFIX = ".f32"
+#: Bytes per stored value, by cache dtype; float16 halves the disk and the reads, rounding
+#: features (in [0, ~15]) by at most 2**-11 of their value, far below their train std.
+ITEMSIZE = {"float32": 4, "float16": 2}
 
 
 @dataclass(frozen=True)
@@ -58,20 +62,22 @@ class FeatureCache:
 
     directory: Path
     cfg: FeatureConfig
+    dtype: str = "float32"
 
     def path_for(self, note: Note) -> Path:
-        return self.directory / f"{note.note_str}{_SUFFIX}"
+        suffix = _SUFFIX if self.dtype == "float32" else ".f16"
+        return self.directory / f"{note.note_str}{suffix}"
 
     def dataset(self, notes: Sequence[Note], *, shuffle: bool, seed: int) -> tf.data.Dataset:
         """Un-batched (features [frames, bins] float32, label int32), in the order the audio
         pipeline would use for plain files: the same seeded permutation per epoch."""
         paths = tf.constant([str(self.path_for(n)) for n in notes], tf.string)
         labels = tf.constant([n.family for n in notes], tf.int32)
-        shape = [self.cfg.frames, self.cfg.bins]
+        shape, dtype = [self.cfg.frames, self.cfg.bins], self.dtype
 
         def read(i: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-            raw = tf.io.decode_raw(tf.io.read_file(tf.gather(paths, i)), tf.float32)
-            return tf.reshape(raw, shape), tf.gather(labels, i)
+            raw = tf.io.decode_raw(tf.io.read_file(tf.gather(paths, i)), tf.as_dtype(dtype))
+            return tf.reshape(tf.cast(raw, tf.float32), shape), tf.gather(labels, i)
 
         order = epoch_order(len(notes), shuffle=shuffle, seed=seed)
         return order.map(read, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
@@ -104,11 +110,14 @@ def batched_features(
     return ds.batch(batch_size, drop_remainder=drop_remainder)
 
 
-def cache_dir(root: Path, split: str, cfg: FeatureConfig) -> Path:
-    """`<root>/features/<split>-<key>`, the key covering the features and the split's data."""
+def cache_dir(root: Path, split: str, cfg: FeatureConfig, dtype: str = "float32") -> Path:
+    """`<root>/features/<split>-<key>`, the key covering the features, the split's data and
+    the stored dtype (float32 keys are unchanged from before float16 existed)."""
     from nsynth_research.instruments.data.fingerprint import split_fingerprint
 
-    payload = f"{cfg.model_dump_json()};{split_fingerprint(root, split)}"
+    payload = f"{json.dumps(cfg.content_key(), sort_keys=True)};{split_fingerprint(root, split)}"
+    if dtype != "float32":
+        payload += f";{dtype}"
     key = hashlib.sha256(payload.encode()).hexdigest()[:16]
     return Path(root) / CACHE_DIR / f"{split}-{key}"
 
@@ -121,14 +130,15 @@ def ensure_cached(
     batch_size: int = 32,
     progress: bool = True,
     label: str = "features",
+    dtype: str = "float32",
 ) -> FeatureCache:
     """Compute and store the features of every note not yet in `directory`.
 
     A rerun over a complete cache only checks file sizes. Refuses up front, naming the sizes,
     when the disk cannot hold the missing files: a full disk mid-study would fail trials.
     """
-    cache = FeatureCache(Path(directory), cfg)
-    nbytes = cfg.frames * cfg.bins * 4
+    cache = FeatureCache(Path(directory), cfg, dtype)
+    nbytes = cfg.frames * cfg.bins * ITEMSIZE[dtype]
     missing = _missing(notes, cache, nbytes)
     if not missing:
         return cache
@@ -155,7 +165,7 @@ def ensure_cached(
     with tqdm(total=len(missing), desc=label, unit="note", disable=not progress) as bar:
         for features, where in ds:
             for x, i in zip(features.numpy(), where.numpy(), strict=True):
-                data = np.ascontiguousarray(x, "<f4").tobytes()
+                data = np.ascontiguousarray(x, "<f4" if dtype == "float32" else "<f2").tobytes()
                 atomic_write_bytes(cache.path_for(missing[i]), data)
             bar.update(len(where))
     return cache
@@ -176,3 +186,21 @@ def _missing(notes: Sequence[Note], cache: FeatureCache, nbytes: int) -> list[No
         if not complete:
             missing.append(note)
     return missing
+
+
+def choose_cache(root: Path, n_notes: int, cfg: FeatureConfig) -> str | None:
+    """`data.feature_cache: auto`: the cache dtype a corpus this large gets on this disk.
+
+    float32 (exact) when it needs at most half the free space, else float16 when that does,
+    else no cache (features computed every epoch): a cache must never be what fills a disk
+    that runs, logs and other users share. Full NSynth's train split is ~145 GB as float32 and
+    ~73 GB as float16.
+    """
+    probe = Path(root)
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    free = shutil.disk_usage(probe).free
+    for dtype in ("float32", "float16"):
+        if n_notes * cfg.frames * cfg.bins * ITEMSIZE[dtype] + _HEADROOM_BYTES <= free / 2:
+            return dtype
+    return None

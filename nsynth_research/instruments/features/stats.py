@@ -184,7 +184,11 @@ def load_or_compute_stats(
         except DataError as exc:
             log.warning("%s; recomputing", exc)
         else:
-            if stats.identity == key and stats.config == cfg:
+            if (
+                stats.identity == key
+                and stats.config is not None
+                and stats.config.content_key() == cfg.content_key()
+            ):
                 return stats
             log.warning("feature statistics %s belong to other data; recomputing", path)
     stats = compute_stats(notes, cfg, progress=progress, identity=key, cache=cache)
@@ -207,7 +211,7 @@ def manifest_key(notes: Sequence[Note], cfg: FeatureConfig, data: str = "") -> s
     """
     lines = sorted(f"{n.note_str}\t{n.family}" for n in notes)
     payload = json.dumps(
-        {"features": cfg.model_dump(mode="json"), "data": data, "notes": lines},
+        {"features": cfg.content_key(), "data": data, "notes": lines},
         sort_keys=True,
     )
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
