@@ -1,10 +1,11 @@
 """`make bench`: run the benchmarks (all, or those named) and print their tables.
 
     python -m benchmarks [pipeline] [features] [accuracy] [pruning] [scale] [search] [step]
+        [generalisation]
 
-accuracy needs a finished default study (`make sweep`); the others need the default corpus
-(`make data`); pruning replays the learning curves that search records, so run search
-first. Results are written under benchmarks/results/.
+accuracy and generalisation need a finished default study (`make sweep`); the others need
+the default corpus (`make data`); pruning replays the learning curves that search records,
+so run search first. Results are written under benchmarks/results/.
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 #: Imported only when run, so one benchmark's import cannot stop the others.
-BENCHES = ("pipeline", "features", "accuracy", "search", "pruning", "scale", "step")
+BENCHES = (
+    "pipeline", "features", "accuracy", "search", "pruning", "scale", "step", "generalisation",
+)
 
 
 def main(names: list[str]) -> int:

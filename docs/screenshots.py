@@ -7,8 +7,8 @@ Not part of the package (it needs Chromium and Playwright, which the project doe
 
 It opens the run table in Model-training mode, closes the assistant panel, expands the
 study's parent run, shows the searched choices and the validation accuracy as columns,
-saves `mlflow_runs.png`, then opens the best trial (named in the parent's description)
-and saves `mlflow_trial.png`.
+saves `mlflow_runs.png`, then opens the champion trial (named by the evaluation run) and
+saves `mlflow_trial.png`.
 """
 
 from __future__ import annotations
@@ -55,10 +55,10 @@ def run_table(page: Page, url: str, out: Path) -> None:
 
 
 def trial_page(page: Page, out: Path) -> None:
-    note = page.locator("text=/Best: trial \\d+/").first.inner_text()
-    best = re.search(r"Best: trial (\d+)", note)
-    name = f"trial {best.group(1)}" if best else "trial 0"
-    page.get_by_role("link", name=name, exact=True).first.click()
+    """The champion trial, as the evaluation run's name gives it."""
+    evaluation = page.get_by_role("link", name=re.compile(r"^test evaluation \(trial \d+\)"))
+    number = re.search(r"trial (\d+)", evaluation.first.inner_text()).group(1)  # type: ignore[union-attr]
+    page.get_by_role("link", name=f"trial {number}", exact=True).first.click()
     page.wait_for_selector("text=Description")
     page.wait_for_timeout(2000)
     page.screenshot(path=str(out / "mlflow_trial.png"), full_page=True)

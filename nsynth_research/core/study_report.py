@@ -13,7 +13,7 @@ from matplotlib.figure import Figure
 from optuna.trial import TrialState
 
 from nsynth_research.core.config import ExperimentConfig
-from nsynth_research.core.describe import NOTE_TAG
+from nsynth_research.core.describe import NOTE_TAG, clean_float
 from nsynth_research.core.plotstyle import OPTUNA, SAVE, figure_style
 from nsynth_research.core.storage import RUN_ATTR
 from nsynth_research.core.task import Objective
@@ -34,7 +34,7 @@ def trials_table(opt: optuna.Study, metric: str) -> list[dict[str, Any]]:
                 "seconds": t.user_attrs.get("wall_seconds"),
                 "baseline": bool(t.user_attrs.get("baseline")),
                 "mlflow_run_id": t.user_attrs.get(RUN_ATTR),
-                **{f"param.{k}": v for k, v in t.params.items()},
+                **{f"param.{k}": clean_float(v) for k, v in t.params.items()},
             }
         )
     return rows
@@ -62,7 +62,13 @@ def readable(ax: Any, name: str, label: str) -> Figure:
         axes[0].autoscale_view()
         axes[0].set_ylabel(label)
         axes[0].set_xlabel("epoch")
-    fig.tight_layout()
+    if name == "slice":
+        # Optuna puts its colourbar over the last panel: give it a strip of its own.
+        fig.subplots_adjust(bottom=0.25, right=0.9, wspace=0.35)
+        for bar in [a for a in fig.axes if a.get_label() == "<colorbar>"]:
+            bar.set_position((0.92, 0.25, 0.012, 0.63))
+    else:
+        fig.tight_layout()
     return fig
 
 

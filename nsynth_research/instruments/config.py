@@ -72,7 +72,10 @@ class FeatureConfig(Section):
 
     #: stft: the seed's n_fft//2+1 linear bins; logmel: the same magnitudes summed into
     #: `n_mels` mel bands (librosa's Slaney filters) before the log, 4x smaller at 128 bands.
-    kind: Literal["stft", "logmel"] = "stft"
+    #: pcen: the mel bands through per-channel energy normalisation (Wang et al. 2017,
+    #: librosa's defaults) instead of the log: each band divided by its own smoothed recent
+    #: energy, so loudness and a SoundFont's fixed EQ matter less than how energy evolves.
+    kind: Literal["stft", "logmel", "pcen"] = "stft"
     n_fft: int = Field(default=1024, ge=16)
     hop_length: int = Field(default=256, ge=1)
     #: Mel bands of `kind: logmel` (unused by stft).
@@ -86,7 +89,7 @@ class FeatureConfig(Section):
 
     @model_validator(mode="after")
     def _mel_fits(self) -> FeatureConfig:
-        if self.kind == "logmel" and self.n_mels > self.n_fft // 2 + 1:
+        if self.kind != "stft" and self.n_mels > self.n_fft // 2 + 1:
             raise ValueError(
                 f"features.n_mels {self.n_mels} exceeds the {self.n_fft // 2 + 1} STFT bins"
             )
@@ -104,7 +107,7 @@ class FeatureConfig(Section):
             "log_scale": self.log_scale,
             "fft_precision": self.fft_precision,
         }
-        if self.kind == "logmel":
+        if self.kind != "stft":
             key["n_mels"] = self.n_mels
         return key
 

@@ -17,7 +17,7 @@ from nsynth_research.core.task import FitResult, Objective, SplitReport
 from nsynth_research.core.tracking import log_figure, log_keras_model, open_store
 from nsynth_research.instruments.config import InstrumentConfig, load_corpus_config
 from nsynth_research.instruments.data.fingerprint import data_fingerprint
-from nsynth_research.instruments.data.folds import library_fold, test_fold
+from nsynth_research.instruments.data.folds import library_fold, split_test_by_library
 from nsynth_research.instruments.data.notes import split_dir
 from nsynth_research.instruments.data.reader import read_split
 from nsynth_research.instruments.evaluation import split_report
@@ -171,7 +171,7 @@ class InstrumentTask:
         who = run.data.tags.get("mlflow.runName", model_run_id)
         # With a library fold: the trained libraries' notes, then (as `<split>_cross_*`) the
         # other libraries', each with its own instrument-level interval.
-        parts = zip((split, f"{split}_cross"), test_fold(notes, libraries), strict=True)
+        parts = zip((split, f"{split}_cross"), split_test_by_library(notes, libraries), strict=True)
         reports = [
             split_report(
                 predict_split(model, part, stats, config),

@@ -111,7 +111,11 @@ def test_baseline_outside_the_space_is_an_error(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("body", "key"),
     [
-        ("search_space:\n  features.n_fft: {type: categorical, choices: [512, 1024]}\n", "n_fft"),
+        # features.* is searchable: the instrument task prepares features per trial.
+        (
+            "search_space:\n  data.cache_dtype: {type: categorical, choices: [float32, float16]}\n",
+            "cache_dtype",
+        ),
         (
             "search_space:\n  setup:\n    type: categorical\n    choices:\n"
             "      a: {model.dropout: 0.1, data.max_notes_per_split: 10}\n"

@@ -7,7 +7,7 @@ data, across SoundFonts too). With `data.train_libraries` set, a run trains (and
 library) on those libraries only, and its *transfer* notes are the other libraries' train-
 and valid-split notes whose sample group holds no training note: presets whose samples the
 model never heard. Merlin copies many TimGM6mb samples, so without that rule a "cross-library"
-score would partly be memory. The test split is never read here (see `test_fold`).
+score would partly be memory. The test split is never read here (see `split_test_by_library`).
 """
 
 from __future__ import annotations
@@ -79,7 +79,7 @@ def library_fold(
     return fold
 
 
-def test_fold(
+def split_test_by_library(
     test: Sequence[Note], libraries: Sequence[str]
 ) -> tuple[tuple[Note, ...], tuple[Note, ...]]:
     """(in-library, cross-library) test notes. Test groups share no sample with any train

@@ -40,9 +40,42 @@ def librosa_features(audio: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
         pad_mode="constant",
     )
     magnitude = np.abs(spec)
-    if cfg.kind == "logmel":
+    if cfg.kind != "stft":
         magnitude = mel_filters(cfg) @ magnitude
+    if cfg.kind == "pcen":
+        return librosa.pcen(
+            magnitude * PCEN_INPUT_SCALE,
+            sr=SAMPLE_RATE,
+            hop_length=cfg.hop_length,
+            time_constant=PCEN_TIME_CONSTANT,
+        ).T.astype(np.float32)
     return np.log1p(cfg.log_scale * magnitude).T.astype(np.float32)
+
+
+#: PCEN with librosa's defaults (gain 0.98, bias 2, power 0.5, eps 1e-6), on magnitudes scaled
+#: to 16-bit integer range as librosa's docs recommend for float audio in [-1, 1].
+PCEN_INPUT_SCALE = 2.0**15
+PCEN_TIME_CONSTANT = 0.4
+PCEN_GAIN, PCEN_BIAS, PCEN_POWER, PCEN_EPS = 0.98, 2.0, 0.5, 1e-6
+
+
+def pcen_smoothing(cfg: FeatureConfig) -> float:
+    """librosa's one-pole smoothing coefficient for the PCEN time constant at this hop."""
+    t_frames = PCEN_TIME_CONSTANT * SAMPLE_RATE / float(cfg.hop_length)
+    return float((np.sqrt(1 + 4 * t_frames**2) - 1) / (2 * t_frames**2))
+
+
+def _tf_pcen(mel: tf.Tensor, b: float) -> tf.Tensor:
+    """PCEN of (batch, frames, bands) energies, as librosa: the one-pole smoother starts
+    from a previous value of 1 (librosa's `lfilter_zi` state, not scaled by the input)."""
+    energy = mel * PCEN_INPUT_SCALE
+    frames = tf.transpose(energy, [1, 0, 2])
+    smooth = tf.scan(
+        lambda m, e: (1 - b) * m + b * e, frames, initializer=tf.ones_like(frames[0])
+    )
+    smooth = tf.transpose(smooth, [1, 0, 2])
+    gain = tf.exp(-PCEN_GAIN * (tf.math.log(PCEN_EPS) + tf.math.log1p(smooth / PCEN_EPS)))
+    return tf.pow(energy * gain + PCEN_BIAS, PCEN_POWER) - PCEN_BIAS**PCEN_POWER
 
 
 def mel_filters(cfg: FeatureConfig) -> np.ndarray:
@@ -135,7 +168,8 @@ def _compiled_features(cfg: FeatureConfig) -> Callable:
     dtype = tf.float64 if cfg.fft_precision == "float64" else tf.float32
     # A NumPy array, made a tensor inside the function: a tensor made here could belong to
     # whichever graph (e.g. a tf.data map) first asked for this setting.
-    mel = mel_filters(cfg).T.astype(np.float32) if cfg.kind == "logmel" else None
+    mel = mel_filters(cfg).T.astype(np.float32) if cfg.kind != "stft" else None
+    smoothing = pcen_smoothing(cfg) if cfg.kind == "pcen" else 0.0
 
     @tf.function(jit_compile=True, input_signature=[tf.TensorSpec([None, NUM_SAMPLES])])
     def features(audio: tf.Tensor) -> tf.Tensor:
@@ -149,6 +183,8 @@ def _compiled_features(cfg: FeatureConfig) -> Callable:
         magnitude = tf.cast(tf.math.sqrt(power), tf.float32)
         if mel is not None:
             magnitude = tf.linalg.matmul(magnitude, tf.constant(mel))
+        if smoothing:
+            return _tf_pcen(magnitude, smoothing)
         return tf.math.log1p(log_scale * magnitude)
 
     return features
