@@ -1,11 +1,12 @@
 """`make bench`: run the benchmarks (all, or those named) and print their tables.
 
-    python -m benchmarks [pipeline] [features] [accuracy] [pruning] [scale] [search] [step]
-        [generalisation]
+    python -m benchmarks [pipeline] [features] [accuracy] [search] [curves] [pruning] [scale]
+        [step] [generalisation]
 
 accuracy and generalisation need a finished default study (`make sweep`); the others need
-the default corpus (`make data`); pruning replays the learning curves that search records,
-so run search first. Results are written under benchmarks/results/.
+the default corpus (`make data`); pruning replays the learning curves that curves records
+(or, without them, search's), so run curves first. Results are written under
+benchmarks/results/.
 """
 
 from __future__ import annotations
@@ -18,7 +19,15 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 #: Imported only when run, so one benchmark's import cannot stop the others.
 BENCHES = (
-    "pipeline", "features", "accuracy", "search", "pruning", "scale", "step", "generalisation",
+    "pipeline",
+    "features",
+    "accuracy",
+    "search",
+    "curves",
+    "pruning",
+    "scale",
+    "step",
+    "generalisation",
 )
 
 

@@ -6,20 +6,27 @@ then serves: full NSynth (145 GB as float32) would not fit in it, so its reads a
 and these times are a lower bound there.
 
 The caches are filled here first, so no child pays for them; each child trains two epochs and
-reports the second, so one-off graph tracing does not pass for a per-note cost."""
+reports the second, so one-off graph tracing does not pass for a per-note cost. Disk is the
+cache's bytes for the notes trained (frames x bins x itemsize, what `ensure_cached` writes).
+Last, what `data.feature_cache: auto` (`choose_cache`) picks on this machine's disk for full
+NSynth's train + valid splits (`FULL_NSYNTH_NOTES`), and what each cache would take there."""
 
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-from benchmarks.common import DATA_ROOT, save, table
+from benchmarks.common import DATA_ROOT, markdown, save, table
 from nsynth_research.instruments.config import load_config
+from nsynth_research.instruments.features.cache import ITEMSIZE, choose_cache
 from nsynth_research.instruments.training import prepare_data
 
 BASE = 256
+#: NSynth's published train + valid notes (289,205 + 12,678).
+FULL_NSYNTH_NOTES = 289_205 + 12_678
 CHILD = r"""
 import json, resource, sys, time
 import keras
@@ -57,12 +64,12 @@ RUNS = (("float32", 1), ("float32", 4), ("float32", 16), ("float16", 4), ("none"
 
 def run() -> dict:
     for dtype in ("float32", "float16"):  # fill both caches and the statistics once
-        prepare_data(
-            load_config(
-                Path("configs/baseline.yaml"),
-                [f"data.root={DATA_ROOT}", f"data.cache_dtype={dtype}"],
-            )
+        cfg = load_config(
+            Path("configs/baseline.yaml"), [f"data.root={DATA_ROOT}", f"data.cache_dtype={dtype}"]
         )
+        prepare_data(cfg)
+    per_note = {d: cfg.features.frames * cfg.features.bins * n for d, n in ITEMSIZE.items()}
+    per_note["none"] = 0
     rows, out = [], {}
     for mode, factor in RUNS:
         n = BASE * factor
@@ -76,6 +83,7 @@ def run() -> dict:
         out[f"{mode} {factor}x"] = {"notes": n, **got}
     ref = out["float32 1x"]
     for factor, r in out.items():
+        r["cache_disk_mb"] = r["notes"] * per_note[factor.split()[0]] / 2**20
         rows.append(
             [
                 factor,
@@ -85,15 +93,43 @@ def run() -> dict:
                 r["seconds"],
                 r["seconds"] / ref["seconds"],
                 1000 * r["seconds"] / r["notes"],
+                r["cache_disk_mb"],
             ]
         )
+    headers = [
+        "size",
+        "notes",
+        "peak RSS MB",
+        "x 1x memory",
+        "epoch s",
+        "x 1x time",
+        "ms/note",
+        "cache disk MB",
+    ]
+    print(table(headers, rows))
+    print(markdown(headers, rows))
+    free = shutil.disk_usage(DATA_ROOT).free
+    auto = choose_cache(DATA_ROOT, FULL_NSYNTH_NOTES, cfg.features) or "no cache"
+    full_gb = {d: FULL_NSYNTH_NOTES * per_note[d] / 1e9 for d in ITEMSIZE}
     print(
-        table(
-            ["size", "notes", "peak RSS MB", "x 1x memory", "epoch s", "x 1x time", "ms/note"],
-            rows,
-        )
+        f"full NSynth train + valid ({FULL_NSYNTH_NOTES} notes): float32 cache "
+        f"{full_gb['float32']:.0f} GB, float16 {full_gb['float16']:.0f} GB; "
+        f"auto picks on this disk ({free / 1e9:.0f} GB free): {auto}"
     )
-    save("scale", {"runs": out, "timed": "second epoch's training phase"})
+    save(
+        "scale",
+        {
+            "runs": out,
+            "timed": "second epoch's training phase",
+            "bytes_per_note": per_note,
+            "full_nsynth": {
+                "notes": FULL_NSYNTH_NOTES,
+                "cache_gb": full_gb,
+                "disk_free_gb": free / 1e9,
+                "auto_choice": auto,
+            },
+        },
+    )
     return {
         "memory_16x_vs_1x": out["float32 16x"]["peak_rss_mb"] / ref["peak_rss_mb"],
         "time_16x_vs_1x": out["float32 16x"]["seconds"] / ref["seconds"],

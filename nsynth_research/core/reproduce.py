@@ -11,8 +11,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from nsynth_research.core.config import TrackingConfig
-from nsynth_research.core.runs import run_config, run_config_tree, tracked_training
-from nsynth_research.core.task import Task
+from nsynth_research.core.runs import (
+    OBJECTIVE_TAG,
+    run_config,
+    run_config_tree,
+    tracked_training,
+)
+from nsynth_research.core.task import Task, with_objective
 from nsynth_research.core.tracking import get_run, git_version, open_store
 
 REPRODUCES_TAG = "reproduces"
@@ -72,7 +77,10 @@ def reproduce(
     """
     client = open_store(tracking)
     original = get_run(client, run_id)
-    task = task_for(run_config_tree(client, run_id))
+    # The objective the run kept its best epoch by (a study may pick one; see with_objective).
+    task = with_objective(
+        task_for(run_config_tree(client, run_id)), original.data.tags.get(OBJECTIVE_TAG)
+    )
     config = run_config(client, run_id, task.config_type)
     config = config.with_tracking(uri=tracking.uri, store=tracking.store)
     data = task.prepare(config)

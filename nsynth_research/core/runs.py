@@ -28,6 +28,8 @@ from nsynth_research.core.task import FitResult, Task
 from nsynth_research.core.tracking import get_run, tracked_run, tracking_uri
 
 CONFIG_ARTIFACT = "config.yaml"
+#: Run tag naming the metric the run kept its best epoch by, so `reproduce` uses it again.
+OBJECTIVE_TAG = "objective"
 _C = TypeVar("_C", bound=ExperimentConfig)
 
 
@@ -124,7 +126,12 @@ def tracked_training(
         log_config(config)
         mlflow.log_params(params or {})
         mlflow.set_tags(
-            {"task": task.name, "seed": str(config.seed), **task.log_inputs(config, data)}
+            {
+                "task": task.name,
+                "seed": str(config.seed),
+                OBJECTIVE_TAG: task.objective.metric,
+                **task.log_inputs(config, data),
+            }
         )
         logger = EpochLogger(
             MlflowClient(tracking_uri(config.tracking)), run_id, task.epoch_metrics

@@ -50,8 +50,8 @@ class SamplerConfig(Section):
 class PrunerConfig(Section):
     """How trials are stopped early; epochs are the resource (`benchmarks pruning` compares).
 
-    median: below the median of earlier trials at the same epoch. percentile: below their
-    `percentile`-th percentile (for a maximised objective, above 50 prunes more). patience:
+    median: below the median of earlier trials at the same epoch. percentile: outside their
+    top `percentile` per cent (Optuna's meaning: below 50 prunes more than median). patience:
     median, but only after `patience` epochs without improvement. successive_halving /
     hyperband: keep the best 1/reduction_factor at rungs min_resource * reduction_factor**k.
     wilcoxon: the trial's epoch curve is significantly below the best trial's

@@ -85,7 +85,7 @@ def check_stats(stats: FeatureStats, cfg: FeatureConfig) -> None:
             f"but these features are {shape} (frames, bins); recompute the train statistics"
         )
     made_for = getattr(stats, "config", None)
-    if made_for is not None and made_for != cfg:
+    if made_for is not None and made_for.content_key() != cfg.content_key():
         raise DataError(
             f"feature statistics {stats.fingerprint} were computed for features {made_for!r}, "
             f"not {cfg!r}; recompute the train statistics"

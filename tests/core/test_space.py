@@ -29,25 +29,29 @@ def test_default_experiment_is_valid_and_enqueues_the_seed() -> None:
     base = base_config(study, InstrumentConfig)
     check_search_space(study, base)
     params = baseline_params(study, base)
-    assert params["first_conv"] == "seed_3x513"
+    assert params["network"] == "seed_stft"
     assert params["optimizer"] == "adadelta_0.01"
+    assert params["augment"] == "none" and params["model.head"] == "flatten"
     again = trial_config(base, study.search_space, params)
     # The enqueued point is exactly the base config: trial 0 is the seed model.
     assert again == base
     assert base.tracking.experiment == "study-default"
     assert base.training.epochs == 8
+    assert study.objective == "val_transfer_accuracy"
+    assert base.data.train_libraries == ("Merlin",)
 
 
 def test_trial_params_set_bundled_keys() -> None:
     study = load_study_config(DEFAULT, [f"base_config={REPO / 'configs/baseline.yaml'}"])
     base = base_config(study, InstrumentConfig)
     params = baseline_params(study, base) | {
-        "first_conv": "band_3x32",
+        "network": "mel64_2d",
         "model.filters": encode_choice([32, 64, 64, 128]),
         "optimizer": "adam_1e-3",
     }
     cfg = trial_config(base, study.search_space, params)
-    assert cfg.model.first_kernel == (3, 32) and cfg.model.first_stride == (1, 16)
+    assert cfg.features.kind == "logmel" and cfg.features.n_mels == 64
+    assert cfg.model.first_kernel == (5, 5) and cfg.model.first_stride == (2, 2)
     assert cfg.model.kernel == (3, 3)
     assert cfg.model.filters == (32, 64, 64, 128)
     assert cfg.optimizer.name == "adam" and cfg.optimizer.learning_rate == 0.001

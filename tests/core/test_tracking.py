@@ -62,7 +62,7 @@ def test_a_run_logs_everything_needed_to_browse_and_rebuild_it(
     assert (tmp_path / "mlruns" / "artifacts").is_dir()
 
     history = client.get_metric_history(tracked.run_id, "val_accuracy")
-    assert [m.step for m in history] == [0, 1]
+    assert [m.step for m in history] == [1, 2]  # epochs are 1-based everywhere a person reads them
     assert [m.value for m in history] == pytest.approx(tracked.result.history["val_accuracy"])
     assert len(client.get_metric_history(tracked.run_id, "train_loss")) == 2
     metrics = run.data.metrics

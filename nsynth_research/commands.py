@@ -1,0 +1,247 @@
+"""The commands behind `python -m nsynth_research <command>`: each loads its config, picks
+the task from it, and hands both to the core or a tool. Imports are inside the commands, so
+that light commands (ui, dashboard) never load TensorFlow.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from nsynth_research.core.errors import UserError
+
+if TYPE_CHECKING:
+    from nsynth_research.core.config import ExperimentConfig, TrackingConfig
+    from nsynth_research.core.study_config import StudyConfig
+    from nsynth_research.core.task import Task
+
+DEFAULT_CORPUS = Path("configs/corpus.yaml")
+
+
+def cmd_data(args: argparse.Namespace) -> int:
+    from nsynth_research.instruments.config import load_corpus_config
+    from nsynth_research.instruments.corpus.build import render_corpus
+
+    corpus = load_corpus_config(args.corpus, args.overrides)
+    summary = render_corpus(corpus, progress=not args.quiet)
+    print(summary.format_table())
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from nsynth_research.core.config import load_tree, validate
+    from nsynth_research.core.runs import tracked_training
+    from nsynth_research.tasks import task_for
+
+    tree = load_tree(args.config, args.overrides)
+    task = task_for(tree)
+    config = validate(tree, str(args.config), task.config_type)
+    task.ensure_data(config, args.corpus)
+    data = task.prepare(config)
+    print(f"task {task.name}, data {data.fingerprint}")
+    tracked = tracked_training(task, config, data, verbose=2)
+    r = tracked.result
+    print(
+        f"run {tracked.run_id}: {task.objective.label} {r.objective:.4f} (best epoch "
+        f"{r.best_epoch + 1} of {r.epochs_run}), wall {r.seconds:.1f} s"
+    )
+    return 0
+
+
+def _study(args: argparse.Namespace) -> tuple[Task, StudyConfig]:
+    from nsynth_research.core.study_config import load_study_config
+    from nsynth_research.core.task import with_objective
+    from nsynth_research.tasks import task_for_file
+
+    study = load_study_config(args.experiment, args.overrides)
+    return with_objective(task_for_file(study.base_config), study.objective), study
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from nsynth_research.core.claims import StudyNotReady
+    from nsynth_research.core.selection import evaluate_study, format_summary, previous_evaluation
+    from nsynth_research.core.space import base_config
+    from nsynth_research.core.study import run_sweep
+
+    task, study = _study(args)
+    task.ensure_data(base_config(study, task.config_type), study.corpus)
+    outcome = run_sweep(
+        task, study, args.experiment, workers=args.workers, overrides=args.overrides
+    )
+    evaluation = previous_evaluation(task, study)
+    if evaluation is not None:
+        print(
+            f"the test split of study {study.name!r} was already read once (run "
+            f"{evaluation.run_id}, {evaluation.state}); reporting that evaluation, not "
+            "reading it again"
+        )
+    elif not args.no_evaluate:
+        try:
+            evaluation = evaluate_study(task, study)
+        except StudyNotReady as wait:
+            print(wait)
+    print(format_summary(outcome.study, task.objective, evaluation, outcome.seconds))
+    return 0
+
+
+def cmd_sweep_worker(args: argparse.Namespace) -> int:
+    from nsynth_research.core.study import worker_main
+
+    task, study = _study(args)
+    worker_main(task, study, args.worker, args.workers, args.deadline)
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from nsynth_research.core.claims import StudyNotReady
+    from nsynth_research.core.selection import evaluate_study, format_summary
+    from nsynth_research.core.space import base_config
+    from nsynth_research.core.storage import load_study
+
+    task, study = _study(args)
+    if args.data is not None:
+        return _evaluate_data(args, study)
+    if args.model or args.split != "test":
+        raise UserError("MODEL= and SPLIT= choose what to score on DATA=<root>; give DATA too")
+    try:
+        evaluation = evaluate_study(task, study, force=args.force)
+    except StudyNotReady as wait:
+        print(wait)
+        return 0
+    opt = load_study(study, base_config(study, task.config_type), task.objective.direction)
+    print(format_summary(opt, task.objective, evaluation))
+    return 0
+
+
+def _evaluate_data(args: argparse.Namespace, study: StudyConfig) -> int:
+    """`make evaluate DATA=<root> [MODEL=...] [SPLIT=test]`: any model on any split."""
+    from nsynth_research.core.config import read_yaml
+    from nsynth_research.core.space import base_config
+    from nsynth_research.instruments.config import InstrumentConfig
+    from nsynth_research.instruments.evaluate_data import evaluate_data
+    from nsynth_research.tasks import config_type_for
+
+    if config_type_for(read_yaml(study.base_config)) is not InstrumentConfig:
+        raise UserError("DATA= scores instrument models on NSynth-format data only")
+    base = base_config(study, InstrumentConfig)
+    model = args.model or f"models:/nsynth-{study.name}@champion"
+    score = evaluate_data(model, args.data, args.split, base.tracking, resamples=study.bootstrap)
+    print("\n".join(score.lines))
+    if not score.reused:
+        print(f"logged as run {score.run_id}, linked to model run {score.model_run_id}")
+    return 0
+
+
+def tracking_from(args: argparse.Namespace) -> TrackingConfig:
+    from nsynth_research.core.config import TrackingConfig
+
+    return TrackingConfig(uri=args.tracking_uri, store=args.store)
+
+
+def cmd_reproduce(args: argparse.Namespace) -> int:
+    from nsynth_research.core.reproduce import reproduce
+    from nsynth_research.tasks import task_for
+
+    if not args.run_id:
+        raise UserError("give the run to reproduce: make reproduce RUN_ID=<id from the MLflow UI>")
+    result = reproduce(task_for, args.run_id, tracking_from(args))
+    print(result.format_table())
+    return 0 if result.identical else 1
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from nsynth_research.instruments.config import InstrumentConfig
+    from nsynth_research.instruments.predict import load_audio_any, load_predictor
+
+    audio = load_audio_any(args.audio)
+    config = InstrumentConfig(tracking=tracking_from(args))
+    predictor = load_predictor(args.model, config)
+    print(f"{args.audio} ({predictor.source}):")
+    for rank, (family, prob) in enumerate(predictor.top(audio, args.top), start=1):
+        print(f"  {rank}. {family:<11} {prob:6.1%}")
+    return 0
+
+
+def cmd_dream(args: argparse.Namespace) -> int:
+    from nsynth_research.dream.config import load_dream_config
+    from nsynth_research.dream.run import dream_model
+
+    extra = [f"families=[{args.family}]"] if args.family else []
+    extra += [f"layer={args.layer}"] if args.layer else []
+    config = load_dream_config(args.config, [*args.overrides, *extra])
+    result = dream_model(args.model, config, tracking_from(args))
+    print(result.table)
+    print(
+        f"dream run {result.run_id} of model run {result.model_run_id}: wall "
+        f"{result.seconds:.1f} s; open index.html among its artifacts (`make ui`)"
+    )
+    return 0
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from nsynth_research.melody.generate import generate
+
+    # Artifact progress bars would bury the one-line error of a bad primer or model.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    gen = generate(
+        args.model,
+        args.primer,
+        bars=args.bars,
+        temperature=args.temperature,
+        seed=args.seed,
+        tracking=tracking_from(args),
+        out=args.out,
+    )
+    print(f"primer ({gen.primer.source}): {len(gen.primer.events)} events")
+    print(f"generated {args.bars} bars of {gen.bar} quarters: {len(gen.sampled)} events sampled")
+    print("distances to test tunes: " + ", ".join(f"{k} {v:.3f}" for k, v in gen.distances.items()))
+    for path in gen.files:
+        print(f"wrote {path}")
+    return 0
+
+
+def _study_config(args: argparse.Namespace) -> tuple[StudyConfig, ExperimentConfig]:
+    """The study YAML and its base config, through the config schema only: the UIs
+    never import a task (TensorFlow would add most of a minute to their start)."""
+    from nsynth_research.core.config import read_yaml
+    from nsynth_research.core.space import base_config
+    from nsynth_research.core.study_config import load_study_config
+    from nsynth_research.tasks import config_type_for
+
+    study = load_study_config(args.experiment)
+    return study, base_config(study, config_type_for(read_yaml(study.base_config)))
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    from nsynth_research.core.space import study_experiment
+    from nsynth_research.serve import check_port, serve, ui_command, ui_environment, ui_url
+
+    check_port(args.port, "ui PORT")
+    study, base = _study_config(args)
+    given = args.tracking_uri or args.store != Path("mlruns")
+    tracking = tracking_from(args) if given else base.tracking
+    url = ui_url(tracking, args.port, study_experiment(study))
+    cmd = ui_command(tracking, args.port)
+    return serve(cmd, "MLflow UI", url, args.port, ui_environment())
+
+
+def cmd_dashboard(args: argparse.Namespace) -> int:
+    from nsynth_research.core.storage import storage_url
+    from nsynth_research.serve import check_port, dashboard_command, dashboard_url, serve
+
+    check_port(args.port, "dashboard PORT")
+    study, base = _study_config(args)
+    storage = storage_url(study, base)
+    url = dashboard_url(storage, study.name, args.port)
+    return serve(dashboard_command(storage, args.port), "optuna-dashboard", url, args.port)
+
+
+def cmd_docs(args: argparse.Namespace) -> int:
+    from nsynth_research.docs import export_docs
+
+    task, study = _study(args)
+    for path in export_docs(task, study, args.out):
+        print(f"wrote {path}")
+    return 0
