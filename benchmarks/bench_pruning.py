@@ -91,6 +91,9 @@ def replay(
         name="replay", search_space={"x": {"type": "float", "low": 0, "high": 1}}, pruner=pruner
     )
     study = optuna.create_study(
+        # Hyperband assigns trials to brackets by hashing the study name: a fixed one makes
+        # the replay repeatable (Optuna's default name is a fresh UUID).
+        study_name=f"replay-{seed}",
         direction="maximize",
         pruner=make_pruner(cfg),
         sampler=optuna.samplers.RandomSampler(seed=seed),

@@ -34,10 +34,11 @@ from nsynth_research.core.errors import UserError
 from nsynth_research.core.runs import run_config
 from nsynth_research.core.space import base_config, study_experiment
 from nsynth_research.core.storage import RUN_ATTR, load_study, open_storage, storage_url
-from nsynth_research.core.study import PARENT_ATTR, STUDY_TAG
+from nsynth_research.core.study import PARENT_ATTR
 from nsynth_research.core.study_config import StudyConfig
 from nsynth_research.core.task import Objective, SplitReport, Task
 from nsynth_research.core.tracking import STATE_TAG, log_figure, open_store, tracked_run
+from nsynth_research.core.trial import STUDY_TAG
 
 log = logging.getLogger(__name__)
 

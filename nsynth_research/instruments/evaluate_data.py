@@ -26,8 +26,8 @@ from nsynth_research.core.selection import (
     log_artifacts,
     logged_evaluation,
 )
-from nsynth_research.core.study import STUDY_TAG
 from nsynth_research.core.tracking import get_run, open_store, tracked_run
+from nsynth_research.core.trial import STUDY_TAG
 from nsynth_research.instruments.config import InstrumentConfig
 from nsynth_research.instruments.data.fingerprint import split_fingerprint
 from nsynth_research.instruments.data.reader import read_split

@@ -13,7 +13,7 @@ import yaml
 from optuna.trial import TrialState
 
 import nsynth_research.core.storage as storage_module
-import nsynth_research.core.study as study_module
+import nsynth_research.core.trial as trial_module
 from nsynth_research.core.errors import UserError
 from nsynth_research.core.selection import EVALUATED_TAG, evaluate_study, format_summary
 from nsynth_research.core.space import base_config
@@ -193,12 +193,12 @@ def test_an_interrupted_trial_is_failed_not_running(
 ) -> None:
     path = write_study(tmp_path, tiny_corpus, n_trials=2)
     study = load_study_config(path)
-    real = study_module._Pruning
+    real = trial_module._Pruning
 
     def interrupt_trial_1(trial: optuna.Trial, monitor: str) -> keras.callbacks.Callback:
         return Interrupt() if trial.number == 1 else real(trial, monitor)
 
-    monkeypatch.setattr(study_module, "_Pruning", interrupt_trial_1)
+    monkeypatch.setattr(trial_module, "_Pruning", interrupt_trial_1)
     with pytest.raises(KeyboardInterrupt):
         run_sweep(TASK, study, path)
     opt = load_study(study, base_config(study, InstrumentConfig), "maximize")
@@ -207,7 +207,7 @@ def test_an_interrupted_trial_is_failed_not_running(
     killed = client.get_run(opt.trials[1].user_attrs[RUN_ATTR])
     assert killed.info.status == "FAILED" and killed.data.tags["state"] == "INTERRUPTED"
 
-    monkeypatch.setattr(study_module, "_Pruning", real)
+    monkeypatch.setattr(trial_module, "_Pruning", real)
     resumed = run_sweep(TASK, study, path)
     states = [t.state for t in resumed.study.trials]
     assert states == [TrialState.COMPLETE, TrialState.FAIL, TrialState.COMPLETE]

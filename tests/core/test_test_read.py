@@ -26,9 +26,10 @@ from nsynth_research.core.selection import (
 )
 from nsynth_research.core.space import base_config, study_experiment
 from nsynth_research.core.storage import RUN_ATTR, load_study, open_storage
-from nsynth_research.core.study import STUDY_TAG, parent_run
+from nsynth_research.core.study import parent_run
 from nsynth_research.core.study_config import load_study_config
 from nsynth_research.core.tracking import experiment_id, open_store
+from nsynth_research.core.trial import STUDY_TAG
 from nsynth_research.instruments.config import InstrumentConfig
 from nsynth_research.instruments.task import STATS_ARTIFACT, InstrumentTask
 
