@@ -55,7 +55,7 @@ evaluate: $(STAMP)
 		$(if $(SPLIT),--split $(SPLIT)) $(ARGS)
 
 reproduce: $(STAMP)
-	$(CLI) reproduce --run-id $(RUN_ID)
+	$(CLI) reproduce --run-id $(RUN_ID) $(if $(STORE),--store $(STORE))
 
 # Browsers bind 127.0.0.1 only; PORT=5001 when 5000 is taken (same for the dashboard).
 ui: $(STAMP)

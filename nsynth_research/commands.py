@@ -55,7 +55,7 @@ def _study(args: argparse.Namespace) -> tuple[Task, StudyConfig]:
     from nsynth_research.core.task import with_objective
     from nsynth_research.tasks import task_for_file
 
-    study = load_study_config(args.experiment, args.overrides)
+    study = load_study_config(args.experiment, getattr(args, "overrides", []))
     return with_objective(task_for_file(study.base_config), study.objective), study
 
 

@@ -44,6 +44,14 @@ def test_second_sweep_force_and_changed_data(
     assert len(first) == 1
     capsys.readouterr()
 
+    # `make docs` exports the evaluated study's figures and results page.
+    out = tmp_path / "docs"
+    assert main(["docs", "--experiment", str(path), "--out", str(out)]) == 0
+    assert (out / "confusion_test.png").is_file() and "read once" in (
+        out / "results.md"
+    ).read_text()
+    capsys.readouterr()
+
     # A rerun of the finished study reports the evaluation it already has.
     assert main(["sweep", "--experiment", str(path)]) == 0
     out = capsys.readouterr().out

@@ -235,6 +235,14 @@ def test_default_corpus_shares_no_sample_across_splits() -> None:
     shared by bass, brass, flute and synth presets); seed 0's default plan splits none."""
     plan = plan_instruments(CorpusConfig(size="default", seed=0))
     assert all(len(splits) == 1 for splits in sample_splits(plan).values())
+    # The same, from the SoundFont's own sample tables rather than the plan's record of them.
+    played = {i: preset_samples(i.soundfont)[(0, i.program)] for i in plan}
+    assert sum(len(s) for s in played.values()) > len(plan)  # presets do play samples
+    heard_in: dict[str, set[str]] = {}
+    for inst, hashes in played.items():
+        for sample in hashes:
+            heard_in.setdefault(sample, set()).add(inst.split)
+    assert all(len(splits) == 1 for splits in heard_in.values())
     assert len(plan) == 85 and {i.family for i in plan if i.split == "train"} == set(FAMILIES)
     for split in ("valid", "test"):
         assert len({i.family for i in plan if i.split == split}) >= 8
