@@ -49,6 +49,15 @@ def _interrupt_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, handler)
 
 
+def model_arg(p: argparse.ArgumentParser, champion: str) -> None:
+    """`--model` of the commands that load a logged model, defaulting to a study's champion."""
+    p.add_argument(
+        "--model",
+        default=champion,
+        help="run id, runs:/<id>/model or models:/<name>@<alias> (default: the champion)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="nsynth-research",
@@ -115,21 +124,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("predict", help="top-3 families of an audio file")
     p.add_argument("audio", type=Path)
-    p.add_argument(
-        "--model",
-        default="models:/nsynth-default@champion",
-        help="run id, runs:/<id>/model or models:/<name>@<alias> (default: the champion)",
-    )
+    model_arg(p, "models:/nsynth-default@champion")
     p.add_argument("--top", type=int, default=3)
     store_args(p)
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("dream", help="Deep Dream a logged model: pictures, audio, round trip")
-    p.add_argument(
-        "--model",
-        default="models:/nsynth-default@champion",
-        help="run id, runs:/<id>/model or models:/<name>@<alias> (default: the champion)",
-    )
+    model_arg(p, "models:/nsynth-default@champion")
     p.add_argument("--family", default="", help="comma-separated families (default: all 11)")
     p.add_argument("--layer", default="", help="layer the DeepDream amplifies (default: last ReLU)")
     p.add_argument("--config", type=Path, default=None, help="dream config YAML (optional)")
@@ -138,11 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_dream)
 
     p = sub.add_parser("generate", help="continue a melody with a melody Char-RNN")
-    p.add_argument(
-        "--model",
-        default="models:/nsynth-melody@champion",
-        help="run id, runs:/<id>/model or models:/<name>@<alias> (default: the champion)",
-    )
+    model_arg(p, "models:/nsynth-melody@champion")
     p.add_argument(
         "--primer",
         default="",
