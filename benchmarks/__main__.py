@@ -1,7 +1,7 @@
 """`make bench`: run the benchmarks (all, or those named) and print their tables.
 
-    python -m benchmarks [pipeline] [features] [accuracy] [search] [curves] [pruning] [scale]
-        [step] [generalisation]
+    python -m benchmarks [pipeline] [features] [parity] [accuracy] [search] [curves]
+        [pruning] [scale] [step] [generalisation]
 
 accuracy and generalisation need a finished default study (`make sweep`); the others need
 the default corpus (`make data`); pruning replays the learning curves that curves records
@@ -21,6 +21,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 BENCHES = (
     "pipeline",
     "features",
+    "parity",
     "accuracy",
     "search",
     "curves",

@@ -4,6 +4,11 @@ Contenders, interleaved and repeated (`common.interleaved`): the seed's librosa 
 reference), the project's default float64 STFT, the float32 STFT, float32 log-mel, the float64
 FFT alone on audio already in memory (a bound on any path that keeps librosa's precision), and
 reading features back from the feature cache (what every epoch after the first costs).
+
+Two more bounds split the project's float32 path in its halves, to say where a goal like 5x
+the librosa loop stands on this machine: reading and decoding the WAV files alone (the
+project's tf.data reader, no features), and the float32 features alone on audio already in
+memory (no reading). A pipeline that overlaps the two on 2 cores cannot beat the slower half.
 """
 
 from __future__ import annotations
@@ -62,6 +67,16 @@ def run() -> dict:
         for start in range(0, NOTES, BATCH):
             fft_only(audio[start : start + BATCH])
 
+    def read_bound() -> None:
+        for _ in make_audio_dataset(notes, shuffle=False, seed=0).batch(BATCH).prefetch(2):
+            pass
+
+    float32 = FAST["project float32 STFT"]
+
+    def float32_bound() -> None:
+        for start in range(0, NOTES, BATCH):
+            tf_features(audio[start : start + BATCH], float32).numpy()
+
     with tempfile.TemporaryDirectory() as tmp:
         with_cache = ensure_cached(notes, cfg, Path(tmp), progress=False)
 
@@ -73,6 +88,8 @@ def run() -> dict:
             SEED: seed_loop,
             **{name: project(fcfg) for name, fcfg in FAST.items()},
             "bound: float64 FFT alone, audio in memory": fft_bound,
+            "bound: reading + decoding the WAVs alone (tf.data)": read_bound,
+            "bound: float32 STFT features alone, audio in memory": float32_bound,
             "feature cache read (epochs after the first)": cache_read,
         }
         rates = interleaved(contenders, NOTES, repeats=REPEATS)

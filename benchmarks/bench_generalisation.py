@@ -154,7 +154,7 @@ def run() -> dict:
     predictions["old champion design (band 3x32, max 3x2, Adam)"] = [
         predict_split(old.model, p, stats, base).predictions for p in parts
     ]
-    best = select_best(opt, with_objective(task, study.objective).objective)
+    best = select_best(opt, with_objective(task, base.training.objective).objective)
     run_id = best.user_attrs[RUN_ATTR]
     predictions[f"new champion (trial {best.number}, selected on these notes)"] = _logged(
         client, run_id, parts

@@ -1,16 +1,20 @@
 """search: this project's study against what a user would pick instead, head to head.
 
 Contenders, 3 seeds each, on the same data and budget:
-- project: TPE (the default study's sampler settings, baseline enqueued) + its pruner;
+- project: TPE (the default study's sampler settings, baseline enqueued) + its pruner, trained
+  as the study trains: its multi-fidelity start (`training.subset_epochs` on a fraction of
+  the batches) and early stopping, through the project's own fit loop;
 - Keras Tuner Hyperband (max_epochs = the epoch cap, factor 3);
 - Keras Tuner RandomSearch;
 - Optuna random sampling without pruning.
 
 Same search space: the default study's (`experiments/default.yaml`), expressed to Keras Tuner
 as `Choice`s over the same labels and a stepped `Float` for dropout; every contender builds its
-models with the project's `build_model`, so the tools differ only in which configs they try
-and how long they train them. Same data: one subset of the default corpus's train and valid
-splits (never test), normalised features held in memory, fed to `model.fit` alike. Same
+models with the project's `build_model` and the same loss (with the trial's label smoothing),
+so the tools differ only in which configs they try and how long they train them (feature-
+space augmentation is applied by none: the features are held in memory). Same data: one
+subset of the default corpus's train and valid splits (never test), normalised features held
+in memory, fed to `model.fit` alike. Same
 budget: wall seconds per (contender, seed) and an epoch cap per trial; an epoch that ends past
 the deadline does not count. Every epoch's validation accuracy is recorded by one callback
 with its time, so "best at the budget" and "time to reach a target" are read the same way for
@@ -18,7 +22,8 @@ every tool. Runs are interleaved (seed 0: A B C D, seed 1: B C D A, ...) so mach
 over all contenders alike.
 
 Sizing (<= ~25 min on 2 cores): 12 runs x BUDGET_S plus data preparation and the overrun of
-each run's last epoch; 480 train / 160 valid notes keep an epoch of the seed model near 1-2 s.
+each run's last epoch; 480 train notes keep an epoch of the seed model near 1-2 s, and the
+whole valid split (464 notes) keeps the noise of "best accuracy seen" down.
 """
 
 from __future__ import annotations
@@ -33,14 +38,15 @@ import keras
 import keras_tuner as kt
 import numpy as np
 import optuna
+import tensorflow as tf
 from optuna_integration.keras import KerasPruningCallback
 
 from benchmarks.common import DATA_ROOT, markdown, save, table
-from nsynth_research.core.keras_loop import build_optimizer
+from nsynth_research.core.keras_loop import SoftmaxCrossEntropy, build_optimizer, fit_classifier
 from nsynth_research.core.space import base_config, baseline_params, suggest, trial_config
-from nsynth_research.core.storage import make_pruner
-from nsynth_research.core.study_config import load_study_config
-from nsynth_research.instruments.config import InstrumentConfig
+from nsynth_research.core.storage import make_pruner, make_sampler
+from nsynth_research.core.study_config import StudyConfig, load_study_config
+from nsynth_research.instruments.config import FeatureConfig, InstrumentConfig
 from nsynth_research.instruments.data.reader import read_split
 from nsynth_research.instruments.features.stats import load_or_compute_stats
 from nsynth_research.instruments.model import build_model
@@ -48,7 +54,7 @@ from nsynth_research.instruments.pipeline import make_dataset
 
 EXPERIMENT = Path("experiments/default.yaml")
 SEEDS = (0, 1, 2)
-BUDGET_S, MAX_EPOCHS, TRAIN_NOTES, VALID_NOTES, BATCH = 75.0, 6, 480, 160, 32
+BUDGET_S, MAX_EPOCHS, TRAIN_NOTES, VALID_NOTES, BATCH = 90.0, 6, 480, 464, 32
 CONTENDERS = ("project: TPE + pruner", "KT Hyperband", "KT RandomSearch", "Optuna random")
 
 
@@ -74,52 +80,75 @@ class Recorder(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
-def load_data(base: InstrumentConfig) -> tuple[np.ndarray, ...]:
-    """A class-spread subset (every k-th note of the family-sorted manifests), in memory."""
+Arrays = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+
+
+def front_ends(study_cfg: StudyConfig, base: InstrumentConfig) -> list[FeatureConfig]:
+    """Every feature setting the space can ask for: each choice of each key varied from the
+    baseline point (the front-end is picked per trial, so each needs its own arrays)."""
+    space, point = study_cfg.search_space, baseline_params(study_cfg, base)
+    found: dict[str, FeatureConfig] = {}
+    for name, spec in space.items():
+        if spec.type != "categorical":
+            continue
+        for choice in spec.choices or ():
+            label = str(choice) if isinstance(choice, list) else choice
+            cfg = trial_config(base, space, {**point, name: label}).features
+            found.setdefault(cfg.model_dump_json(), cfg)
+    return list(found.values())
+
+
+def load_data(base: InstrumentConfig, features: list[FeatureConfig]) -> dict[str, Arrays]:
+    """A class-spread subset (every k-th note of the family-sorted manifests), in memory, as
+    normalised features of every front-end, keyed by the feature settings."""
     train_all, valid_all = read_split(DATA_ROOT, "train"), read_split(DATA_ROOT, "valid")
     train = train_all[:: max(1, len(train_all) // TRAIN_NOTES)][:TRAIN_NOTES]
     valid = valid_all[:: max(1, len(valid_all) // VALID_NOTES)][:VALID_NOTES]
-    stats = load_or_compute_stats(DATA_ROOT, train, base.features, progress=False)
+    data = {}
+    for cfg in features:
+        stats = load_or_compute_stats(DATA_ROOT, train, cfg, progress=False)
 
-    def arrays(notes: list) -> tuple[np.ndarray, np.ndarray]:
-        ds = make_dataset(notes, stats, base.features, batch_size=64, shuffle=False, seed=0)
-        xs, ys = zip(*[(x.numpy(), y.numpy()) for x, y in ds], strict=True)
-        return np.concatenate(xs), np.concatenate(ys)
+        def arrays(notes: list) -> tuple[np.ndarray, np.ndarray]:
+            ds = make_dataset(notes, stats, cfg, batch_size=64, shuffle=False, seed=0)  # noqa: B023
+            xs, ys = zip(*[(x.numpy(), y.numpy()) for x, y in ds], strict=True)
+            return np.concatenate(xs), np.concatenate(ys)
 
-    return (*arrays(train), *arrays(valid))
+        data[cfg.model_dump_json()] = (*arrays(train), *arrays(valid))
+    return data
 
 
 def run() -> dict:
     study_cfg = load_study_config(EXPERIMENT, [f"overrides.data.root={DATA_ROOT}"])
     base = base_config(study_cfg, InstrumentConfig)
     space = study_cfg.search_space
-    x, y, xv, yv = load_data(base)
-    steps = int(np.ceil(len(x) / BATCH))
+    data = load_data(base, front_ends(study_cfg, base))
+    steps = int(np.ceil(TRAIN_NOTES / BATCH))
+
+    def arrays_for(params: dict[str, Any]) -> Arrays:
+        return data[trial_config(base, space, params).features.model_dump_json()]
 
     def build(params: dict[str, Any]) -> keras.Model:
         cfg = trial_config(base, space, params)
         model = build_model(cfg.model, cfg.features)
         model.compile(
             optimizer=build_optimizer(cfg.optimizer, steps, MAX_EPOCHS),
-            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            loss=SoftmaxCrossEntropy(cfg.training.label_smoothing),
             metrics=["accuracy"],
         )
         return model
 
-    def fit(model: keras.Model, callbacks: list, **kw: Any) -> keras.callbacks.History:
-        return model.fit(
-            x, y, validation_data=(xv, yv), batch_size=BATCH, verbose=0, callbacks=callbacks, **kw
-        )
+    def datasets(params: dict[str, Any], seed: int) -> tuple[tf.data.Dataset, tf.data.Dataset]:
+        """The same arrays as the tuners get, reshuffled every epoch as `model.fit` does."""
+        x, y, xv, yv = arrays_for(params)
+        train = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(len(x), seed=seed)
+        return train.batch(BATCH), tf.data.Dataset.from_tensor_slices((xv, yv)).batch(256)
 
     def optuna_run(seed: int, rec: Recorder, project: bool) -> None:
         if project:
             cfg = study_cfg.model_copy(
                 update={"sampler": study_cfg.sampler.model_copy(update={"seed": seed})}
             )
-            sampler = optuna.samplers.TPESampler(
-                seed=seed, n_startup_trials=cfg.sampler.n_startup_trials
-            )
-            pruner = make_pruner(cfg)
+            sampler, pruner = make_sampler(cfg), make_pruner(cfg)
         else:
             sampler, pruner = optuna.samplers.RandomSampler(seed=seed), optuna.pruners.NopPruner()
         study = optuna.create_study(direction="maximize", sampler=sampler, pruner=pruner)
@@ -127,15 +156,32 @@ def run() -> dict:
             study.enqueue_trial(baseline_params(study_cfg, base))
 
         def objective(trial: optuna.Trial) -> float:
-            model = build(suggest(trial, space))
+            params = suggest(trial, space)
+            cfg = trial_config(base, space, params)
+            # The project trains as its study does (subset start, early stopping); the plain
+            # random baseline trains every trial for the full epoch cap.
+            training = cfg.training.model_copy(
+                update={"epochs": MAX_EPOCHS, "batch_size": BATCH}
+                | ({} if project else {"subset_epochs": 0, "early_stopping_patience": None})
+            )
             cbs = [rec, *([KerasPruningCallback(trial, "val_accuracy")] if project else [])]
-            hist = fit(model, cbs, epochs=MAX_EPOCHS)
-            return max(hist.history["val_accuracy"])
+            result = fit_classifier(
+                build(params),
+                *datasets(params, seed + trial.number),
+                optimizer=cfg.optimizer,
+                training=training,
+                steps_per_epoch=steps,
+                monitor="val_accuracy",
+                mode="max",
+                callbacks=cbs,
+                verbose=0,
+            )
+            return max(result.history["val_accuracy"])
 
         study.optimize(objective, callbacks=[lambda s, t: s.stop() if rec.over() else None])
 
     def tuner_run(kind: str, seed: int, rec: Recorder, tmp: str) -> None:
-        def hypermodel(hp: kt.HyperParameters) -> keras.Model:
+        def hp_params(hp: kt.HyperParameters) -> dict[str, Any]:
             params: dict[str, Any] = {}
             for name, spec in space.items():
                 if spec.type == "categorical":
@@ -147,8 +193,20 @@ def run() -> dict:
                     params[name] = hp.Choice(name, choices)
                 else:
                     params[name] = hp.Float(name, spec.low, spec.high, step=spec.step)
-            return build(params)
+            return params
 
+        class HyperModel(kt.HyperModel):
+            """Keras Tuner's documented way to tune preprocessing: `fit` feeds each trial
+            the arrays of its own front-end."""
+
+            def build(self, hp: kt.HyperParameters) -> keras.Model:
+                return build(hp_params(hp))
+
+            def fit(self, hp: kt.HyperParameters, model: keras.Model, **kwargs: Any) -> Any:
+                x, y, xv, yv = arrays_for(hp_params(hp))
+                return model.fit(x, y, validation_data=(xv, yv), **kwargs)
+
+        hypermodel = HyperModel()
         common = dict(
             objective="val_accuracy",
             seed=seed,
@@ -170,9 +228,6 @@ def run() -> dict:
             {"status": "STOPPED", "values": None} if rec.over() else populate(trial_id)
         )
         tuner.search(
-            x,
-            y,
-            validation_data=(xv, yv),
             batch_size=BATCH,
             epochs=MAX_EPOCHS,
             callbacks=[rec],

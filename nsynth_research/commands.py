@@ -33,11 +33,13 @@ def cmd_data(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     from nsynth_research.core.config import load_tree, validate
     from nsynth_research.core.runs import tracked_training
+    from nsynth_research.core.task import with_objective
     from nsynth_research.tasks import task_for
 
     tree = load_tree(args.config, args.overrides)
     task = task_for(tree)
     config = validate(tree, str(args.config), task.config_type)
+    task = with_objective(task, config.training.objective)
     task.ensure_data(config, args.corpus)
     data = task.prepare(config)
     print(f"task {task.name}, data {data.fingerprint}")
@@ -51,12 +53,18 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def _study(args: argparse.Namespace) -> tuple[Task, StudyConfig]:
+    """The study and its task, bound to the objective of the study's base config, which
+    every trial inherits: trials, pruning, selection and the summary all compare it."""
+    from nsynth_research.core.space import base_config
     from nsynth_research.core.study_config import load_study_config
     from nsynth_research.core.task import with_objective
     from nsynth_research.tasks import task_for_file
 
     study = load_study_config(args.experiment, getattr(args, "overrides", []))
-    return with_objective(task_for_file(study.base_config), study.objective), study
+    task = task_for_file(study.base_config)
+    metric = base_config(study, task.config_type).training.objective
+    key = "objective" if study.objective is not None else "training.objective"
+    return with_objective(task, metric, key), study
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
@@ -64,7 +72,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from nsynth_research.core.selection import evaluate_study, format_summary, previous_evaluation
     from nsynth_research.core.space import base_config
     from nsynth_research.core.study import run_sweep
+    from nsynth_research.core.trial import quiet_trial_interrupts
 
+    quiet_trial_interrupts()
     task, study = _study(args)
     task.ensure_data(base_config(study, task.config_type), study.corpus)
     outcome = run_sweep(
@@ -88,7 +98,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 def cmd_sweep_worker(args: argparse.Namespace) -> int:
     from nsynth_research.core.study import worker_main
+    from nsynth_research.core.trial import quiet_trial_interrupts
 
+    quiet_trial_interrupts()
     task, study = _study(args)
     worker_main(task, study, args.worker, args.workers, args.deadline)
     return 0

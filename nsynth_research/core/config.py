@@ -48,10 +48,20 @@ class TrainingConfig(Section):
     epochs: int = Field(default=20, ge=1)
     #: Epochs without a gain of the task's objective before stopping (None: never stop early).
     early_stopping_patience: int | None = Field(default=5, ge=1)
+    #: The per-epoch validation metric the run keeps its best epoch by, stops early on, and a
+    #: study compares trials on: one the task offers (the instruments task: val_accuracy or
+    #: val_transfer_accuracy). It lives here, not in a run tag, so the logged config alone
+    #: re-creates the run. None: the task's default; a logged run records the one it used.
+    objective: str | None = None
     shuffle_buffer: int = Field(default=2048, ge=1)
     #: Softmax cross-entropy toward (1 - e) on the label and e / classes elsewhere: keeps the
     #: logits of a small training set from growing without bound on what it memorised.
     label_smoothing: float = Field(default=0.0, ge=0.0, lt=1.0)
+    #: Multi-fidelity start: each of the first `subset_epochs` epochs trains on a fresh random
+    #: `subset_fraction` of the training batches, so a pruner can drop a poor trial after a
+    #: fraction of the data instead of whole epochs (0: every epoch sees all of it).
+    subset_epochs: int = Field(default=0, ge=0)
+    subset_fraction: float = Field(default=1.0, gt=0.0, le=1.0)
     #: Op determinism makes the same config give the same numbers on CPU, at some speed cost.
     deterministic: bool = True
     #: float32 or mixed_float16 (GPU).

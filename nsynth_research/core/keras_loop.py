@@ -3,6 +3,7 @@ the fit itself (loss, early stopping, timing), so tasks differ only in data and 
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -96,6 +97,38 @@ class _TrainTimer(keras.callbacks.Callback):
             self._start = None
 
 
+class _SpanningStopper(keras.callbacks.EarlyStopping):
+    """Early stopping whose patience, best value and best weights span the subset and the
+    main `fit` calls, so the restored weights are those of the best epoch of either; Keras
+    resets all three at every `fit` call."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.started = False
+        self.final_phase = False
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        if not self.started:
+            super().on_train_begin(logs)
+            self.started = True
+
+    def on_train_end(self, logs: dict | None = None) -> None:
+        if self.final_phase or self.stopped_epoch > 0:
+            super().on_train_end(logs)
+
+
+def subset_steps(training: TrainingConfig, steps_per_epoch: int) -> int:
+    """Batches in each subset epoch: `subset_fraction` of an epoch, at least one."""
+    return max(1, math.ceil(training.subset_fraction * steps_per_epoch))
+
+
+def epoch_equivalents(training: TrainingConfig, epochs_run: int) -> float:
+    """Full passes over the training data that `epochs_run` epochs cost (subset epochs see
+    `subset_fraction` of it): the honest denominator of examples-per-second rates."""
+    warm = min(epochs_run, training.subset_epochs)
+    return warm * training.subset_fraction + (epochs_run - warm)
+
+
 @dataclass(frozen=True)
 class KerasFit:
     """What one `fit_classifier` call measured."""
@@ -106,6 +139,8 @@ class KerasFit:
     seconds: float
     #: Training time without validation passes.
     train_seconds: float
+    #: Full passes over the training data those epochs cost (see `epoch_equivalents`).
+    passes: float
 
 
 def fit_classifier(
@@ -128,35 +163,54 @@ def fit_classifier(
     and the pipeline's seeded shuffling.
 
     `metric_callbacks` add metrics to each epoch's logs (e.g. accuracy on another library);
-    they run first, so early stopping, logging and pruning can all read what they add."""
+    they run first, so early stopping, logging and pruning can all read what they add.
+
+    A multi-fidelity start (`training.subset_epochs` > 0) runs the first epochs on a fresh
+    random `subset_fraction` of the training batches each (the pipeline reshuffles every
+    pass), so a pruner can drop a poor trial after a fraction of the data; it is a second
+    `fit` call, with early stopping carried across and epochs numbered on."""
     model.compile(
         optimizer=build_optimizer(optimizer, steps_per_epoch, training.epochs),
         loss=SoftmaxCrossEntropy(training.label_smoothing),
         metrics=[keras.metrics.MeanMetricWrapper(target_accuracy, name="accuracy")],
     )
     timer = _TrainTimer()
-    stopper = keras.callbacks.EarlyStopping(
+    stopper = _SpanningStopper(
         monitor=monitor,
         mode=mode,
         patience=training.early_stopping_patience or training.epochs,
         restore_best_weights=True,
     )
-    start = time.perf_counter()
-    fit = model.fit(
-        train,
-        validation_data=valid,
-        epochs=training.epochs,
-        callbacks=[timer, *metric_callbacks, stopper, *callbacks],
-        shuffle=False,  # the pipeline shuffles, by seed
-        verbose=verbose,
-    )
+    every = [timer, *metric_callbacks, stopper, *callbacks]
+    warm = min(training.subset_epochs, training.epochs)
+    phases = [(train.take(subset_steps(training, steps_per_epoch)), 0, warm)] if warm else []
+    phases.append((train, warm, training.epochs))
+    start, history = time.perf_counter(), {}
+    for i, (data, first, last) in enumerate(phases):
+        if first >= last:
+            continue
+        stopper.final_phase = i == len(phases) - 1
+        fit = model.fit(
+            data,
+            validation_data=valid,
+            initial_epoch=first,
+            epochs=last,
+            callbacks=every,
+            shuffle=False,  # the pipeline shuffles, by seed
+            verbose=verbose,
+        )
+        for key, vals in fit.history.items():
+            history.setdefault(key, []).extend(float(v) for v in vals)
+        if stopper.stopped_epoch > 0:
+            break
     seconds = time.perf_counter() - start
-    history = {k: [float(v) for v in vals] for k, vals in fit.history.items()}
     pick = np.argmax if mode == "max" else np.argmin
+    epochs_run = len(history.get("loss", []))
     return KerasFit(
         history=history,
         best_epoch=int(pick(history[monitor])),
-        epochs_run=len(history.get("loss", [])),
+        epochs_run=epochs_run,
         seconds=seconds,
         train_seconds=timer.seconds,
+        passes=epoch_equivalents(training, epochs_run),
     )

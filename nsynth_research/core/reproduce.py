@@ -10,7 +10,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from nsynth_research.core.config import TrackingConfig
+from mlflow.tracking import MlflowClient
+
+from nsynth_research.core.config import ExperimentConfig, TrackingConfig
 from nsynth_research.core.runs import (
     OBJECTIVE_TAG,
     run_config,
@@ -64,6 +66,24 @@ def version_warnings(tags: dict[str, str], fingerprint: str) -> list[str]:
     return out
 
 
+def logged_run_config(
+    task_for: Callable[[dict[str, Any]], Task], client: MlflowClient, run_id: str
+) -> tuple[Task, ExperimentConfig]:
+    """A logged run's config and its task, bound to the objective the config names."""
+    tree = run_config_tree(client, run_id)
+    task = task_for(tree)
+    config = run_config(client, run_id, task.config_type)
+    if "objective" not in (tree.get("training") or {}):
+        # Legacy path, the only reader of OBJECTIVE_TAG: runs logged before the config held
+        # `training.objective` recorded the objective they kept their best epoch by only in
+        # that tag (runs older still have neither: the task's default, None). Every newer
+        # run's config names it, and the reproduction logs it in its config from here on.
+        legacy = get_run(client, run_id).data.tags.get(OBJECTIVE_TAG)
+        training = config.training.model_copy(update={"objective": legacy})
+        config = config.model_copy(update={"training": training})
+    return with_objective(task, config.training.objective), config
+
+
 def reproduce(
     task_for: Callable[[dict[str, Any]], Task],
     run_id: str,
@@ -77,11 +97,7 @@ def reproduce(
     """
     client = open_store(tracking)
     original = get_run(client, run_id)
-    # The objective the run kept its best epoch by (a study may pick one; see with_objective).
-    task = with_objective(
-        task_for(run_config_tree(client, run_id)), original.data.tags.get(OBJECTIVE_TAG)
-    )
-    config = run_config(client, run_id, task.config_type)
+    task, config = logged_run_config(task_for, client, run_id)
     config = config.with_tracking(uri=tracking.uri, store=tracking.store)
     data = task.prepare(config)
     warnings = version_warnings(original.data.tags, data.fingerprint)

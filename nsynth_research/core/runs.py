@@ -24,11 +24,13 @@ from mlflow.tracking import MlflowClient
 from nsynth_research.core.config import ExperimentConfig, validate
 from nsynth_research.core.describe import NOTE_TAG
 from nsynth_research.core.errors import UserError
-from nsynth_research.core.task import FitResult, Task
+from nsynth_research.core.task import FitResult, Task, recorded_objective
 from nsynth_research.core.tracking import get_run, tracked_run, tracking_uri
 
 CONFIG_ARTIFACT = "config.yaml"
-#: Run tag naming the metric the run kept its best epoch by, so `reproduce` uses it again.
+#: Run tag naming the metric the run kept its best epoch by: descriptive only, for the run
+#: table. The run's config (`training.objective`) is what says it; nothing reads this tag
+#: except `reproduce`, for runs logged before the config held it.
 OBJECTIVE_TAG = "objective"
 _C = TypeVar("_C", bound=ExperimentConfig)
 
@@ -111,7 +113,9 @@ def tracked_training(
     """One training run, logged from its config to its model.
 
     `params` are logged beside the config's (a trial's searched choices); the run's
-    description is `note` followed by the objective, its epoch and the data fingerprint."""
+    description is `note` followed by the objective, its epoch and the data fingerprint.
+    The logged config names the objective `task` is bound to (see `recorded_objective`)."""
+    config = recorded_objective(task, config)
     with tracked_run(
         config.tracking,
         run_name=run_name,

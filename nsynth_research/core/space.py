@@ -21,16 +21,19 @@ from nsynth_research.core.config import (
 )
 from nsynth_research.core.describe import clean_float
 from nsynth_research.core.errors import ConfigError
-from nsynth_research.core.study_config import ParamSpec, StudyConfig
+from nsynth_research.core.study_config import OBJECTIVE_KEY, ParamSpec, StudyConfig
 
 _C = TypeVar("_C", bound=ExperimentConfig)
 
 
 def base_config(study: StudyConfig, schema: type[_C]) -> _C:
-    """The run config every trial starts from; trials log to the study's MLflow experiment."""
+    """The run config every trial starts from, with the study's objective as its
+    `training.objective`; trials log to the study's MLflow experiment."""
     extra: dict[str, Any] = {}
     for key, value in flatten(study.overrides).items():
         set_dotted(extra, key, value)
+    if study.objective is not None:
+        set_dotted(extra, OBJECTIVE_KEY, study.objective)
     extra = {
         **extra,
         "tracking": {**extra.get("tracking", {}), "experiment": study_experiment(study)},
@@ -94,6 +97,11 @@ def check_search_space(
         keys = {k for b in bundles.values() for k in flatten(b)} if bundles else {name}
         for key in sorted(keys - known):
             raise ConfigError(f"search_space.{name}: {key!r} is not a config key")
+        if OBJECTIVE_KEY in keys:
+            raise ConfigError(
+                f"search_space.{name}: {OBJECTIVE_KEY!r} cannot vary per trial: a study "
+                "compares its trials on one objective. Set it with the study's `objective:`"
+            )
         for key in sorted(k for k in keys if k.split(".", 1)[0] in fixed):
             raise ConfigError(
                 f"search_space.{name}: {key!r} cannot vary per trial: the "

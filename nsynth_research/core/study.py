@@ -47,7 +47,7 @@ from nsynth_research.core.storage import (
 )
 from nsynth_research.core.study_config import StudyConfig
 from nsynth_research.core.study_report import log_study_artifacts
-from nsynth_research.core.task import Task
+from nsynth_research.core.task import Task, recorded_objective
 from nsynth_research.core.tracking import (
     STATE_TAG,
     experiment_id,
@@ -153,7 +153,10 @@ def run_worker(ctx: StudyContext, worker: int, deadline: float | None) -> None:
                 waiting_for = [t.number for t in now.running]
                 log.info(
                     "study %s: %d of %d trials finished; waiting for %s",
-                    opt.study_name, now.finished, n, now.describe_running(),
+                    opt.study_name,
+                    now.finished,
+                    n,
+                    now.describe_running(),
                 )
             time.sleep(POLL)
             continue
@@ -168,8 +171,11 @@ def run_worker(ctx: StudyContext, worker: int, deadline: float | None) -> None:
 
 
 def prepare_study(task: Task, study: StudyConfig) -> tuple[ExperimentConfig, optuna.Study, str]:
-    """Validate the search space, open the study, enqueue the baseline once, open the parent."""
-    base = base_config(study, task.config_type)
+    """Validate the search space, open the study, enqueue the baseline once, open the parent.
+
+    `task` must be bound to the base config's objective (`with_objective`): the base then
+    names it, and is refused before anything is opened if it names another."""
+    base = recorded_objective(task, base_config(study, task.config_type))
     check_search_space(study, base, task.study_fixed_sections)
     opt, created = open_study(study, base, task.objective.direction)
     if created and study.enqueue_baseline:
@@ -178,7 +184,10 @@ def prepare_study(task: Task, study: StudyConfig) -> tuple[ExperimentConfig, opt
     done = sum(t.state in FINISHED for t in opt.trials)
     log.info(
         "study %s: %s; %d trials so far, %d finished",
-        study.name, "created" if created else "resumed", len(opt.trials), done,
+        study.name,
+        "created" if created else "resumed",
+        len(opt.trials),
+        done,
     )
     if opt.metric_names is None:
         # Names the objective on Optuna's plots and in optuna-dashboard ("Objective 0").

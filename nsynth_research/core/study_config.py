@@ -11,7 +11,10 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from nsynth_research.core.config import Section, load_tree, validate
+from nsynth_research.core.config import Section, flatten, load_tree, validate
+
+#: The run-config key a study's `objective:` sets.
+OBJECTIVE_KEY = "training.objective"
 
 
 class ParamSpec(Section):
@@ -91,7 +94,9 @@ class StudyConfig(Section):
     enqueue_baseline: bool = True
     search_space: dict[str, ParamSpec] = Field(min_length=1)
     #: The per-epoch metric trials are compared on (the task lists what it offers, e.g.
-    #: val_accuracy or val_transfer_accuracy); None: the task's default.
+    #: val_accuracy or val_transfer_accuracy); None: the base config's. A shorthand for the
+    #: run config's `training.objective`, written into the base config (`space.base_config`),
+    #: so every trial's logged config names it and only the config is read back.
     objective: str | None = None
     #: Bootstrap resamples for the test accuracy interval.
     bootstrap: int = Field(default=2000, ge=100)
@@ -100,6 +105,17 @@ class StudyConfig(Section):
     def _bounded(self) -> StudyConfig:
         if self.n_trials is None and self.timeout_minutes is None:
             raise ValueError("set n_trials, timeout_minutes or both, or the study never ends")
+        return self
+
+    @model_validator(mode="after")
+    def _one_objective(self) -> StudyConfig:
+        # Two places naming the objective could disagree; which would win is not obvious.
+        set_too = flatten(self.overrides).get(OBJECTIVE_KEY)
+        if self.objective is not None and set_too is not None and set_too != self.objective:
+            raise ValueError(
+                f"objective {self.objective!r} and overrides {OBJECTIVE_KEY} {set_too!r} "
+                "disagree; set the objective once"
+            )
         return self
 
 

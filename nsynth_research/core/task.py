@@ -76,9 +76,10 @@ class Task(Protocol):
 
     name: str
     config_type: type[ExperimentConfig]
-    #: What `fit` keeps the best epoch by and the study compares; see `with_objective`.
+    #: What `fit` keeps the best epoch by and the study compares: the task's default until
+    #: `with_objective` binds the one a config's `training.objective` names.
     objective: Objective
-    #: Every objective the task can optimise, by metric name (a study's `objective:` picks
+    #: Every objective the task can optimise, by metric name (`training.objective` picks
     #: one); a task that lists none offers only `objective`.
     objectives: dict[str, Objective]
     #: Keras epoch-log key -> MLflow metric name, for the per-epoch curves.
@@ -117,18 +118,40 @@ class Task(Protocol):
         """Score the model logged by `model_run_id` on `split` (the test read, for the core)."""
 
 
-def with_objective(task: Task, metric: str | None) -> Task:
-    """The task optimising `metric` (None: its default objective), for a study whose YAML
-    names one: `fit` keeps the epoch best by it and the study, pruner and selection compare
-    it. An objective the task does not offer is refused by name, listing the offered ones."""
+def with_objective(task: Task, metric: str | None, key: str = "training.objective") -> Task:
+    """The task optimising `metric`, a run config's `training.objective` (None: the task's
+    default objective): `fit` keeps the epoch best by it and the study, pruner and selection
+    compare it. Bound from the config at each entry point (train, sweep, reproduce), so the
+    config, never a tag, says what a run optimised. An objective the task does not offer is
+    refused by its config `key` (a study's `objective:` sets it), listing the offered ones,
+    before any data is read."""
     offered = getattr(task, "objectives", None) or {task.objective.metric: task.objective}
     if metric is None or metric == task.objective.metric:
         return task
     if metric not in offered:
         raise ConfigError(
-            f"objective: {metric!r} is not an objective of task {task.name!r}; it offers "
+            f"{key}: {metric!r} is not an objective of task {task.name!r}; it offers "
             f"{', '.join(sorted(offered))}"
         )
     bound = copy.copy(task)
     bound.objective = offered[metric]
     return bound
+
+
+def recorded_objective(task: Task, config: ExperimentConfig) -> ExperimentConfig:
+    """`config` naming the objective `task` optimises, as a run logs it: a None (the task's
+    default) is written out, so the logged config says what the run kept its best epoch by
+    even if the task's default changes later. A config naming another objective than the
+    task's is a caller's bug (the task was bound from a different config) and is refused
+    rather than logged, since the logged config would then re-create a different run."""
+    chosen = config.training.objective
+    if chosen is None:
+        training = config.training.model_copy(update={"objective": task.objective.metric})
+        return config.model_copy(update={"training": training})
+    if chosen != task.objective.metric:
+        raise ValueError(
+            f"the config's training.objective is {chosen!r} but task {task.name!r} is bound to "
+            f"{task.objective.metric!r}; bind it with with_objective(task, "
+            "config.training.objective)"
+        )
+    return config

@@ -48,9 +48,13 @@ class SurplusTrial(Exception):
     """A trial created after the study's n_trials slots were taken; failed before it runs."""
 
 
-class _QuietInterrupts(logging.Filter):
+#: The logger Optuna reports each failed trial on, with its traceback.
+OPTUNA_TRIAL_LOGGER = "optuna.study._optimize"
+
+
+class QuietInterrupts(logging.Filter):
     """Optuna logs every failed trial with its traceback; for a Ctrl-C/SIGTERM, a user error
-    or a surplus trial the one-line message says it all."""
+    or a surplus trial the one-line message says it all (and the CLI's own line follows)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.exc_info and isinstance(
@@ -60,7 +64,13 @@ class _QuietInterrupts(logging.Filter):
         return True
 
 
-logging.getLogger("optuna.study._optimize").addFilter(_QuietInterrupts())
+def quiet_trial_interrupts() -> None:
+    """Install `QuietInterrupts` on Optuna's trial logger, once per process. The commands
+    that run trials (sweep, sweep-worker) call it as they start; importing this module must
+    not change the logging of a process that only uses it as a library."""
+    logger = logging.getLogger(OPTUNA_TRIAL_LOGGER)
+    if not any(isinstance(f, QuietInterrupts) for f in logger.filters):
+        logger.addFilter(QuietInterrupts())
 
 
 @dataclass(frozen=True)
@@ -139,9 +149,13 @@ def objective(ctx: StudyContext, trial: optuna.Trial, worker: int = 0) -> float:
     except optuna.TrialPruned:
         if recorder.run_id and pruning.pruned_at:
             mark_pruned(
-                open_store(config.tracking), recorder.run_id, trial.number, pruning.pruned_at,
-                pruned_note(trial.number, pruning.pruned_at, ctx.task.objective.label,
-                            pruning.value),
+                open_store(config.tracking),
+                recorder.run_id,
+                trial.number,
+                pruning.pruned_at,
+                pruned_note(
+                    trial.number, pruning.pruned_at, ctx.task.objective.label, pruning.value
+                ),
             )
         raise
     r = tracked.result

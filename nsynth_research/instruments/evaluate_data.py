@@ -26,6 +26,7 @@ from nsynth_research.core.selection import (
     log_artifacts,
     logged_evaluation,
 )
+from nsynth_research.core.task import with_objective
 from nsynth_research.core.tracking import get_run, open_store, tracked_run
 from nsynth_research.core.trial import STUDY_TAG
 from nsynth_research.instruments.config import InstrumentConfig
@@ -131,7 +132,10 @@ def _study_read(client, run, root: Path, split: str) -> DataScore:
             "by DATA=. Score another corpus or split, or run the study's evaluation first"
         )
     reads = int(get_run(client, parent).data.tags.get("test_reads", "1"))
-    evaluation = logged_evaluation(client, evaluated, InstrumentTask.objective, reads)
+    # The champion was selected on the objective its config names, not the task's default.
+    metric = run_config(client, model_run, InstrumentConfig).training.objective
+    objective = with_objective(InstrumentTask(), metric).objective
+    evaluation = logged_evaluation(client, evaluated, objective, reads)
     lines = [
         f"{root} split {split} is the test split of study {study!r}: not read again; its "
         f"single evaluation (run {evaluation.run_id}, trial {evaluation.trial}, "

@@ -292,7 +292,7 @@ def train(
             "epochs_run": fit.epochs_run,
             "wall_seconds": fit.seconds,
             "train_seconds": fit.train_seconds,
-            "examples_per_second": len(data.train) * fit.epochs_run / max(fit.train_seconds, 1e-9),
+            "examples_per_second": len(data.train) * fit.passes / max(fit.train_seconds, 1e-9),
         },
         outputs=valid,
     )

@@ -95,7 +95,7 @@ def train(
             "epochs_run": epochs_run,
             "wall_seconds": fit.seconds,
             "train_seconds": fit.train_seconds,
-            "events_per_second": train_split.n_events * epochs_run / max(fit.train_seconds, 1e-9),
+            "events_per_second": train_split.n_events * fit.passes / max(fit.train_seconds, 1e-9),
         },
     )
 

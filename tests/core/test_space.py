@@ -37,7 +37,8 @@ def test_default_experiment_is_valid_and_enqueues_the_seed() -> None:
     assert again == base
     assert base.tracking.experiment == "study-default"
     assert base.training.epochs == 8
-    assert study.objective == "val_transfer_accuracy"
+    # The study's `objective:` is written into the config every trial starts from.
+    assert base.training.objective == "val_transfer_accuracy"
     assert base.data.train_libraries == ("Merlin",)
 
 
@@ -66,6 +67,20 @@ def write(tmp_path: Path, body: str) -> Path:
     path = tmp_path / "study.yaml"
     path.write_text(f"name: t\nbase_config: {REPO / 'configs/baseline.yaml'}\n{body}")
     return path
+
+
+def test_the_objective_is_set_once_and_never_searched(tmp_path: Path) -> None:
+    space = "search_space:\n  model.dropout: {type: categorical, choices: [0.0]}\n"
+    both = "objective: val_accuracy\noverrides: {training.objective: val_transfer_accuracy}\n"
+    with pytest.raises(ConfigError, match="disagree; set the objective once"):
+        load_study_config(write(tmp_path, both + space))
+    via_overrides = "overrides: {training.objective: val_transfer_accuracy}\n"
+    study = load_study_config(write(tmp_path, via_overrides + space))
+    assert base_config(study, InstrumentConfig).training.objective == "val_transfer_accuracy"
+    searched = "search_space:\n  training.objective: {type: categorical, choices: [val_accuracy]}\n"
+    study = load_study_config(write(tmp_path, searched))
+    with pytest.raises(ConfigError, match=r"'training\.objective' cannot vary per trial"):
+        check_search_space(study, base_config(study, InstrumentConfig))
 
 
 def test_unknown_search_key_is_named(tmp_path: Path) -> None:

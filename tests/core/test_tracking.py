@@ -82,10 +82,15 @@ def test_a_run_logs_everything_needed_to_browse_and_rebuild_it(
         "figures/tsne_valid_2d.png",
     } <= files
 
-    # The logged config alone re-creates the run's config.
-    assert run_config(client, tracked.run_id, InstrumentConfig) == cfg
+    # The logged config alone re-creates the run's config, naming the objective it used
+    # (the task's default, as the config left it None).
+    assert cfg.training.objective is None
+    used = cfg.model_copy(
+        update={"training": cfg.training.model_copy(update={"objective": "val_accuracy"})}
+    )
+    assert run_config(client, tracked.run_id, InstrumentConfig) == used
     text = mlflow.artifacts.load_text(f"runs:/{tracked.run_id}/config.yaml")
-    assert validate(yaml.safe_load(text), "config", InstrumentConfig) == cfg
+    assert validate(yaml.safe_load(text), "config", InstrumentConfig) == used
 
     # The logged model is the trained one: same weights, same logits (a freshly built model
     # of the same shape would have the same parameter count but not these).

@@ -81,7 +81,11 @@ def test_study_objective_is_checked_against_the_task() -> None:
     bound = with_objective(task, "val_transfer_accuracy")
     assert bound.objective.metric == "val_transfer_accuracy"
     assert task.objective.metric == "val_accuracy"  # the original is untouched
-    with pytest.raises(ConfigError, match="offers val_accuracy, val_transfer_accuracy"):
+    with pytest.raises(
+        ConfigError,
+        match=r"^training\.objective: 'test_accuracy' is not an objective of task "
+        r"'instruments'; it offers val_accuracy, val_transfer_accuracy$",
+    ):
         with_objective(task, "test_accuracy")
 
 
