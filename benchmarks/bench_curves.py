@@ -16,18 +16,15 @@ each front-end's features for the subset once.
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import keras
 import optuna
 
-from benchmarks.common import DATA_ROOT, save
+from benchmarks.common import EXPERIMENT, save, small_study
 from nsynth_research.core.space import base_config, suggest, trial_config
-from nsynth_research.core.study_config import load_study_config
 from nsynth_research.instruments.config import InstrumentConfig
 from nsynth_research.instruments.training import prepare_data, train
 
-EXPERIMENT = Path("experiments/default.yaml")
 SEEDS = (0, 1, 2)
 TRIALS, EPOCHS, NOTES = 14, 8, 192
 
@@ -42,16 +39,7 @@ class Curve(keras.callbacks.Callback):
 
 
 def run() -> dict:
-    study_cfg = load_study_config(
-        EXPERIMENT,
-        [
-            f"overrides.data.root={DATA_ROOT}",
-            f"overrides.data.max_notes_per_split={NOTES}",
-            "overrides.data.train_libraries=[]",
-            f"overrides.training.epochs={EPOCHS}",
-            "overrides.training.early_stopping_patience=null",
-        ],
-    )
+    study_cfg = small_study(NOTES, EPOCHS)
     base = base_config(study_cfg, InstrumentConfig)
     data = prepare_data(base, progress=False)
     optuna.logging.set_verbosity(optuna.logging.WARNING)

@@ -85,7 +85,12 @@ def _logged(client, run_id: str, parts) -> list[np.ndarray]:
 
 def epoch_ratio(config: InstrumentConfig, data) -> dict:
     """Training seconds of a 2-epoch fit, plain vs augmented, 5 interleaved rounds."""
-    short = {"training.epochs": 2, "training.early_stopping_patience": None}
+    # Whole epochs: the study's multi-fidelity start would make both a fraction of one.
+    short = {
+        "training.epochs": 2,
+        "training.early_stopping_patience": None,
+        "training.subset_epochs": 0,
+    }
     plain = _variant(config, {**short, **PLAIN})
     augmented = _variant(config, {**short, **AUGMENTED})
 

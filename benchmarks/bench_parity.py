@@ -17,15 +17,12 @@ from __future__ import annotations
 
 import statistics
 import time
-from pathlib import Path
 
-from benchmarks.common import DATA_ROOT, markdown, save, table
+from benchmarks.common import EXPERIMENT, markdown, save, small_study, table
 from nsynth_research.core.space import base_config, trial_config
-from nsynth_research.core.study_config import load_study_config
 from nsynth_research.instruments.config import InstrumentConfig
 from nsynth_research.instruments.training import prepare_data, train
 
-EXPERIMENT = Path("experiments/default.yaml")
 SEEDS = (0, 1, 2, 3, 4)
 EPOCHS, NOTES = 8, 384
 #: Trial parameters of the default study's space: its strided STFT filterbank and its
@@ -39,18 +36,7 @@ PRECISIONS = ("float64", "float32")
 
 
 def run() -> dict:
-    study_cfg = load_study_config(
-        EXPERIMENT,
-        [
-            f"overrides.data.root={DATA_ROOT}",
-            f"overrides.data.max_notes_per_split={NOTES}",
-            "overrides.data.train_libraries=[]",
-            f"overrides.training.epochs={EPOCHS}",
-            "overrides.training.early_stopping_patience=null",
-            "overrides.training.subset_epochs=0",
-            "objective=val_accuracy",
-        ],
-    )
+    study_cfg = small_study(NOTES, EPOCHS, "objective=val_accuracy")
     base = base_config(study_cfg, InstrumentConfig)
     data = prepare_data(base, progress=False)
     start = time.perf_counter()

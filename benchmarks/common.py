@@ -20,8 +20,30 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from nsynth_research.core.study_config import StudyConfig, load_study_config
+
 RESULTS = Path(__file__).resolve().parent / "results"
 DATA_ROOT = Path(os.environ.get("NSYNTH_BENCH_DATA", "data/nsynth-gm"))
+EXPERIMENT = Path("experiments/default.yaml")
+
+
+def small_study(notes: int, epochs: int, *extra: str) -> StudyConfig:
+    """The default study cut down for a benchmark that trains many whole curves: `notes` a
+    split, every library trained and scored in-library (the bench subset has no library
+    fold), `epochs` each on the whole training data (no multi-fidelity start, no early
+    stopping: whole curves); `extra` study overrides on top."""
+    return load_study_config(
+        EXPERIMENT,
+        [
+            f"overrides.data.root={DATA_ROOT}",
+            f"overrides.data.max_notes_per_split={notes}",
+            "overrides.data.train_libraries=[]",
+            f"overrides.training.epochs={epochs}",
+            "overrides.training.early_stopping_patience=null",
+            "overrides.training.subset_epochs=0",
+            *extra,
+        ],
+    )
 
 
 def median_time(fn: Callable[[], Any], repeats: int) -> float:

@@ -98,9 +98,11 @@ class _TrainTimer(keras.callbacks.Callback):
 
 
 class _SpanningStopper(keras.callbacks.EarlyStopping):
-    """Early stopping whose patience, best value and best weights span the subset and the
-    main `fit` calls, so the restored weights are those of the best epoch of either; Keras
-    resets all three at every `fit` call."""
+    """Early stopping whose best value and best weights span the subset and the main `fit`
+    calls, so the restored weights are those of the best epoch of either (Keras resets them
+    at every `fit` call). Patience counts full epochs only: a subset epoch scores a model
+    that has seen a fraction of the data, so a lucky first look must not use up the epochs
+    a slow starter needs to overtake it."""
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
@@ -111,6 +113,12 @@ class _SpanningStopper(keras.callbacks.EarlyStopping):
         if not self.started:
             super().on_train_begin(logs)
             self.started = True
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        super().on_epoch_end(epoch, logs)
+        if not self.final_phase:  # never stop on a subset epoch, nor count it as waiting
+            self.wait, self.stopped_epoch = 0, 0
+            self.model.stop_training = False
 
     def on_train_end(self, logs: dict | None = None) -> None:
         if self.final_phase or self.stopped_epoch > 0:
@@ -183,12 +191,10 @@ def fit_classifier(
     )
     every = [timer, *metric_callbacks, stopper, *callbacks]
     warm = min(training.subset_epochs, training.epochs)
-    phases = [(train.take(subset_steps(training, steps_per_epoch)), 0, warm)] if warm else []
-    phases.append((train, warm, training.epochs))
+    subset = (train.take(subset_steps(training, steps_per_epoch)), 0, warm)
+    phases = [p for p in (subset, (train, warm, training.epochs)) if p[1] < p[2]]
     start, history = time.perf_counter(), {}
     for i, (data, first, last) in enumerate(phases):
-        if first >= last:
-            continue
         stopper.final_phase = i == len(phases) - 1
         fit = model.fit(
             data,

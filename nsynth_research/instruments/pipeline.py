@@ -69,6 +69,10 @@ def make_dataset(
         drop_remainder=drop_remainder,
         cache=cache,
     )
+    # One element per note, so the batch count is known: Keras then sizes its progress bar
+    # and epoch without running a pass dry first (and without its "ran out of data" warning).
+    batches = len(notes) // batch_size if drop_remainder else -(-len(notes) // batch_size)
+    ds = ds.apply(tf.data.experimental.assert_cardinality(batches))
     if augment is not None and augment.active:
         ds = augmented(ds, augment, norm, seed)
     else:
@@ -90,5 +94,3 @@ def check_stats(stats: FeatureStats, cfg: FeatureConfig) -> None:
             f"feature statistics {stats.fingerprint} were computed for features {made_for!r}, "
             f"not {cfg!r}; recompute the train statistics"
         )
-
-

@@ -77,20 +77,23 @@ def test_without_a_subset_every_epoch_sees_everything() -> None:
 
 
 class Worsen(keras.callbacks.Callback):
-    """Overwrites `val_accuracy` so the best epoch is a subset one (epoch 1) and every later
-    epoch is worse: early stopping must count patience from it and restore its weights."""
+    """Overwrites `val_accuracy` so the best epoch is a subset one (`best`) and every other
+    epoch is worse: early stopping must restore its weights, and count patience from the
+    first full epoch."""
 
-    def __init__(self) -> None:
+    def __init__(self, best: int) -> None:
         super().__init__()
+        self.best = best
         self.weights: dict[int, list[np.ndarray]] = {}
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        logs["val_accuracy"] = 1.0 if epoch == 1 else 0.1 * epoch
+        logs["val_accuracy"] = 1.0 if epoch == self.best else 0.1 * epoch
         self.weights[epoch] = [w.copy() for w in self.model.get_weights()]
 
 
-def test_early_stopping_spans_the_subset_and_full_phases() -> None:
-    worsen = Worsen()
+@pytest.mark.parametrize("best", [0, 1])
+def test_early_stopping_spans_the_subset_and_full_phases(best: int) -> None:
+    worsen = Worsen(best)
     train, valid = toy_data()
     net = model()
     result = fit_classifier(
@@ -107,13 +110,36 @@ def test_early_stopping_spans_the_subset_and_full_phases() -> None:
         metric_callbacks=[worsen],
         verbose=0,
     )
-    assert result.best_epoch == 1
-    assert result.epochs_run == 4  # epochs 2 and 3 fail to beat epoch 1, then it stops
-    for restored, best in zip(net.get_weights(), worsen.weights[1], strict=True):
-        np.testing.assert_array_equal(restored, best)
+    assert result.best_epoch == best
+    # Full epochs 2 and 3 fail to beat the subset epoch, then it stops: a worse subset epoch
+    # (epoch 1 after a best epoch 0) does not use up patience.
+    assert result.epochs_run == 4
+    for restored, kept in zip(net.get_weights(), worsen.weights[best], strict=True):
+        np.testing.assert_array_equal(restored, kept)
 
 
 def test_epoch_equivalents_counts_subset_epochs_at_their_fraction() -> None:
     training = TrainingConfig(epochs=8, subset_epochs=3, subset_fraction=0.5)
     assert epoch_equivalents(training, 2) == 1.0
     assert epoch_equivalents(training, 5) == 1.5 + 2
+
+
+def test_an_all_subset_run_still_restores_its_best_epoch() -> None:
+    worsen = Worsen(0)
+    train, valid = toy_data()
+    net = model()
+    result = fit_classifier(
+        net,
+        train,
+        valid,
+        optimizer=OptimizerConfig(name="adam", learning_rate=0.01),
+        training=TrainingConfig(epochs=3, subset_epochs=3, subset_fraction=0.5),
+        steps_per_epoch=BATCHES,
+        monitor="val_accuracy",
+        mode="max",
+        metric_callbacks=[worsen],
+        verbose=0,
+    )
+    assert result.epochs_run == 3 and result.best_epoch == 0
+    for restored, kept in zip(net.get_weights(), worsen.weights[0], strict=True):
+        np.testing.assert_array_equal(restored, kept)
