@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 
 from nsynth_research.core.config import OptimizerConfig, TrainingConfig
-from nsynth_research.core.keras_loop import epoch_equivalents, fit_classifier
+from nsynth_research.core.keras_loop import KerasFit, epoch_equivalents, fit_classifier
 
 BATCHES, BATCH = 8, 4
 
@@ -42,10 +42,15 @@ def model() -> keras.Model:
     return keras.Sequential([keras.Input((5,)), keras.layers.Dense(2)])
 
 
-def fit(training: TrainingConfig, callbacks: list) -> object:
+def fit(
+    training: TrainingConfig,
+    callbacks: list = (),
+    metric_callbacks: list = (),
+    net: keras.Model | None = None,
+) -> KerasFit:
     train, valid = toy_data()
     return fit_classifier(
-        model(),
+        net or model(),
         train,
         valid,
         optimizer=OptimizerConfig(name="adam", learning_rate=0.01),
@@ -54,6 +59,7 @@ def fit(training: TrainingConfig, callbacks: list) -> object:
         monitor="val_accuracy",
         mode="max",
         callbacks=callbacks,
+        metric_callbacks=metric_callbacks,
         verbose=0,
     )
 
@@ -93,23 +99,11 @@ class Worsen(keras.callbacks.Callback):
 
 @pytest.mark.parametrize("best", [0, 1])
 def test_early_stopping_spans_the_subset_and_full_phases(best: int) -> None:
-    worsen = Worsen(best)
-    train, valid = toy_data()
-    net = model()
-    result = fit_classifier(
-        net,
-        train,
-        valid,
-        optimizer=OptimizerConfig(name="adam", learning_rate=0.01),
-        training=TrainingConfig(
-            epochs=8, subset_epochs=2, subset_fraction=0.5, early_stopping_patience=2
-        ),
-        steps_per_epoch=BATCHES,
-        monitor="val_accuracy",
-        mode="max",
-        metric_callbacks=[worsen],
-        verbose=0,
+    worsen, net = Worsen(best), model()
+    training = TrainingConfig(
+        epochs=8, subset_epochs=2, subset_fraction=0.5, early_stopping_patience=2
     )
+    result = fit(training, metric_callbacks=[worsen], net=net)
     assert result.best_epoch == best
     # Full epochs 2 and 3 fail to beat the subset epoch, then it stops: a worse subset epoch
     # (epoch 1 after a best epoch 0) does not use up patience.
@@ -125,21 +119,9 @@ def test_epoch_equivalents_counts_subset_epochs_at_their_fraction() -> None:
 
 
 def test_an_all_subset_run_still_restores_its_best_epoch() -> None:
-    worsen = Worsen(0)
-    train, valid = toy_data()
-    net = model()
-    result = fit_classifier(
-        net,
-        train,
-        valid,
-        optimizer=OptimizerConfig(name="adam", learning_rate=0.01),
-        training=TrainingConfig(epochs=3, subset_epochs=3, subset_fraction=0.5),
-        steps_per_epoch=BATCHES,
-        monitor="val_accuracy",
-        mode="max",
-        metric_callbacks=[worsen],
-        verbose=0,
-    )
+    worsen, net = Worsen(0), model()
+    training = TrainingConfig(epochs=3, subset_epochs=3, subset_fraction=0.5)
+    result = fit(training, metric_callbacks=[worsen], net=net)
     assert result.epochs_run == 3 and result.best_epoch == 0
     for restored, kept in zip(net.get_weights(), worsen.weights[0], strict=True):
         np.testing.assert_array_equal(restored, kept)
