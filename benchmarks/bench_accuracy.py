@@ -19,7 +19,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from benchmarks.common import save, table
+from benchmarks.common import EXPERIMENT, save, table
 from nsynth_research.core.runs import run_config
 from nsynth_research.core.selection import baseline_trial, previous_evaluation, select_best
 from nsynth_research.core.space import base_config
@@ -76,7 +76,7 @@ def span(bounds: tuple[float, float]) -> str:
     return f"[{bounds[0]:.3f}, {bounds[1]:.3f}]"
 
 
-def run(experiment: Path = Path("experiments/default.yaml")) -> dict:
+def run(experiment: Path = EXPERIMENT) -> dict:
     study = load_study_config(experiment)
     base = base_config(study, InstrumentConfig)
     opt = load_study(study, base, "maximize")

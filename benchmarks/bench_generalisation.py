@@ -26,7 +26,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from benchmarks.bench_accuracy import scores, span, summary_features
-from benchmarks.common import interleaved, markdown, save, table
+from benchmarks.common import EXPERIMENT, interleaved, markdown, save, table
 from nsynth_research.core.runs import run_config
 from nsynth_research.core.selection import EVALUATED_TAG, baseline_trial, select_best
 from nsynth_research.core.space import base_config
@@ -44,7 +44,6 @@ from nsynth_research.instruments.training import (
     train,
 )
 
-EXPERIMENT = "experiments/default.yaml"
 #: The first default study's champion (issue 12: "band_3x32, max_3x2, Adam").
 OLD_CHAMPION = {
     "model.first_kernel": [3, 32],

@@ -31,7 +31,6 @@ from __future__ import annotations
 import statistics
 import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 import keras
@@ -41,7 +40,7 @@ import optuna
 import tensorflow as tf
 from optuna_integration.keras import KerasPruningCallback
 
-from benchmarks.common import DATA_ROOT, markdown, save, table
+from benchmarks.common import DATA_ROOT, EXPERIMENT, markdown, save, table
 from nsynth_research.core.keras_loop import SoftmaxCrossEntropy, build_optimizer, fit_classifier
 from nsynth_research.core.space import base_config, baseline_params, suggest, trial_config
 from nsynth_research.core.storage import make_pruner, make_sampler
@@ -52,7 +51,6 @@ from nsynth_research.instruments.features.stats import load_or_compute_stats
 from nsynth_research.instruments.model import build_model
 from nsynth_research.instruments.pipeline import make_dataset
 
-EXPERIMENT = Path("experiments/default.yaml")
 SEEDS = (0, 1, 2)
 BUDGET_S, MAX_EPOCHS, TRAIN_NOTES, VALID_NOTES, BATCH = 90.0, 6, 480, 464, 32
 CONTENDERS = ("project: TPE + pruner", "KT Hyperband", "KT RandomSearch", "Optuna random")

@@ -130,11 +130,13 @@ def subset_steps(training: TrainingConfig, steps_per_epoch: int) -> int:
     return max(1, math.ceil(training.subset_fraction * steps_per_epoch))
 
 
-def epoch_equivalents(training: TrainingConfig, epochs_run: int) -> float:
-    """Full passes over the training data that `epochs_run` epochs cost (subset epochs see
-    `subset_fraction` of it): the honest denominator of examples-per-second rates."""
+def epoch_equivalents(training: TrainingConfig, epochs_run: int, steps_per_epoch: int) -> float:
+    """Full passes over the training data that `epochs_run` epochs cost (a subset epoch
+    takes `subset_steps` of the `steps_per_epoch` batches, `subset_fraction` rounded up to
+    whole batches): the honest denominator of examples-per-second rates."""
     warm = min(epochs_run, training.subset_epochs)
-    return warm * training.subset_fraction + (epochs_run - warm)
+    fraction = subset_steps(training, steps_per_epoch) / steps_per_epoch
+    return warm * fraction + (epochs_run - warm)
 
 
 @dataclass(frozen=True)
@@ -218,5 +220,5 @@ def fit_classifier(
         epochs_run=epochs_run,
         seconds=seconds,
         train_seconds=timer.seconds,
-        passes=epoch_equivalents(training, epochs_run),
+        passes=epoch_equivalents(training, epochs_run, steps_per_epoch),
     )

@@ -15,7 +15,7 @@ from mlflow.tracking import MlflowClient
 from nsynth_research.core.config import ExperimentConfig, TrackingConfig
 from nsynth_research.core.runs import (
     OBJECTIVE_TAG,
-    run_config,
+    config_from_tree,
     run_config_tree,
     tracked_training,
 )
@@ -72,7 +72,7 @@ def logged_run_config(
     """A logged run's config and its task, bound to the objective the config names."""
     tree = run_config_tree(client, run_id)
     task = task_for(tree)
-    config = run_config(client, run_id, task.config_type)
+    config = config_from_tree(tree, run_id, task.config_type)
     if "objective" not in (tree.get("training") or {}):
         # Legacy path, the only reader of OBJECTIVE_TAG: runs logged before the config held
         # `training.objective` recorded the objective they kept their best epoch by only in

@@ -153,7 +153,11 @@ def tracked_training(
 
 def run_config(client: MlflowClient, run_id: str, schema: type[_C]) -> _C:
     """A run's logged config validated as `schema`; a run of another task is named as such."""
-    tree = run_config_tree(client, run_id)
+    return config_from_tree(run_config_tree(client, run_id), run_id, schema)
+
+
+def config_from_tree(tree: dict[str, Any], run_id: str, schema: type[_C]) -> _C:
+    """`run_config` for a tree already fetched with `run_config_tree`."""
     want = schema.model_fields["task"].default
     got = tree.get("task", want)  # configs logged before tasks existed name none
     if got != want:

@@ -114,8 +114,10 @@ def test_early_stopping_spans_the_subset_and_full_phases(best: int) -> None:
 
 def test_epoch_equivalents_counts_subset_epochs_at_their_fraction() -> None:
     training = TrainingConfig(epochs=8, subset_epochs=3, subset_fraction=0.5)
-    assert epoch_equivalents(training, 2) == 1.0
-    assert epoch_equivalents(training, 5) == 1.5 + 2
+    assert epoch_equivalents(training, 2, BATCHES) == 1.0
+    assert epoch_equivalents(training, 5, BATCHES) == 1.5 + 2
+    # Half of 7 batches is 4 whole ones: the count is of batches really trained.
+    assert epoch_equivalents(training, 1, 7) == pytest.approx(4 / 7)
 
 
 def test_an_all_subset_run_still_restores_its_best_epoch() -> None:
