@@ -1,74 +1,55 @@
-"""The configurable CNN: the seed's 1-D-over-time design and its 2-D relatives in one builder.
+"""The Keras network of a run: the configured architecture's layer plan, instantiated.
 
-The network is built only from `ModelConfig`, so a logged config alone rebuilds it; shape
-checks already happened in `config.check_model_fits`, so Keras errors here are bugs, not
-user errors.
+The network is built only from the `model:` config section, so a logged config alone
+rebuilds it; its shapes were already checked against the same plan when the config loaded
+(`config.check_model_fits`), so Keras errors here are bugs, not user errors.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import keras
 from keras import layers
 
-from nsynth_research.instruments.config import FeatureConfig, ModelConfig, pool_window
+from nsynth_research.instruments.config import FeatureConfig
 from nsynth_research.instruments.families import NUM_CLASSES
+from nsynth_research.instruments.models.plan import EMBEDDING_LAYER, Architecture
 
-#: Name of the penultimate dense layer whose output is the learned embedding.
-EMBEDDING_LAYER = "embedding"
+__all__ = ["EMBEDDING_LAYER", "INPUT_NAME", "build_model", "embedding_model", "feature_blocks"]
+
 INPUT_NAME = "spectrogram"
+
+#: The Keras layer of each plan kind (`models.plan.Kind`).
+KERAS_LAYERS: dict[str, type[keras.layers.Layer]] = {
+    "conv": layers.Conv2D,
+    "batch_norm": layers.BatchNormalization,
+    "relu": layers.ReLU,
+    "max_pool": layers.MaxPooling2D,
+    "average_pool": layers.AveragePooling2D,
+    "flatten": layers.Flatten,
+    "global_average_pool": layers.GlobalAveragePooling2D,
+    "global_max_pool": layers.GlobalMaxPooling2D,
+    "dense": layers.Dense,
+    "dropout": layers.Dropout,
+}
 
 
 def build_model(
-    cfg: ModelConfig, features: FeatureConfig, precision: str = "float32"
+    cfg: Architecture, features: FeatureConfig, precision: str = "float32"
 ) -> keras.Model:
-    """Conv blocks -> flatten/global average/max pool (`head`) -> dense layers (last =
-    embedding) -> 11 logits.
+    """The plan's layers in order (the last is the embedding), then 11 logits.
 
     `precision` is applied per layer (not as Keras' global policy) so that building one model
     never changes how another is built; logits stay float32 for a stable softmax.
     """
-    inputs = keras.Input(shape=(features.frames, features.bins, 1), name=INPUT_NAME)
+    plan = cfg.plan(features.frames, features.bins)
+    inputs = keras.Input(shape=plan.input, name=INPUT_NAME)
     x = inputs
-    freq = features.bins
-    for block, filters in enumerate(cfg.filters):
-        first = block == 0
-        kernel = cfg.first_kernel if first else cfg.kernel
-        padding = cfg.first_padding if first else "same"
-        x = layers.Conv2D(
-            filters,
-            kernel,
-            strides=cfg.first_stride if first else (1, 1),
-            padding=padding,
-            use_bias=not cfg.batch_norm,
-            dtype=precision,
-            name=f"conv{block}",
-        )(x)
-        if cfg.batch_norm:
-            x = layers.BatchNormalization(dtype=precision, name=f"bn{block}")(x)
-        x = layers.ReLU(dtype=precision, name=f"relu{block}")(x)
-        freq = x.shape[2]
-        size, stride = pool_window(cfg, freq)
-        pool = layers.MaxPooling2D if cfg.pool == "max" else layers.AveragePooling2D
-        x = pool(size, strides=stride, dtype=precision, name=f"pool{block}")(x)
-    head = "gap" if cfg.global_pool else cfg.head
-    if head == "gap":
-        x = layers.GlobalAveragePooling2D(dtype=precision, name="global_pool")(x)
-    elif head == "gmp":
-        x = layers.GlobalMaxPooling2D(dtype=precision, name="global_max_pool")(x)
-    else:
-        x = layers.Flatten(dtype=precision, name="flatten")(x)
-    for i, width in enumerate(cfg.dense):
-        last = i == len(cfg.dense) - 1
-        x = layers.Dense(
-            width,
-            activation="relu",
-            dtype=precision,
-            name=EMBEDDING_LAYER if last else f"dense{i}",
-        )(x)
-        if cfg.dropout > 0:
-            x = layers.Dropout(cfg.dropout, dtype=precision, name=f"dropout{i}")(x)
+    for spec in plan.layers:
+        x = KERAS_LAYERS[spec.kind](**spec.args, dtype=precision, name=spec.name)(x)
     logits = layers.Dense(NUM_CLASSES, dtype="float32", name="logits")(x)
-    return keras.Model(inputs, logits, name="nsynth_cnn")
+    return keras.Model(inputs, logits, name=f"nsynth_{cfg.arch}")
 
 
 def embedding_model(model: keras.Model) -> keras.Model:
@@ -76,3 +57,33 @@ def embedding_model(model: keras.Model) -> keras.Model:
     return keras.Model(
         model.input, [model.output, model.get_layer(EMBEDDING_LAYER).output], name="with_embedding"
     )
+
+
+@dataclass(frozen=True)
+class FeatureBlock:
+    """One conv block of a built (or loaded) network, by layer name."""
+
+    conv: str
+    #: Where the block's channels are read: its activation when it has one (what the next
+    #: block sees), else the conv itself.
+    activation: str
+
+
+def feature_blocks(model: keras.Model) -> list[FeatureBlock]:
+    """Each conv block's conv and activation layers, in network order.
+
+    Found by layer type along the network (a conv opens a block; normalisation and
+    activation layers right after it belong to it), so it holds for any architecture and for
+    models loaded from a run without their config; a network without convs has none.
+    """
+    blocks: list[FeatureBlock] = []
+    is_open = False
+    for layer in model.layers:
+        if isinstance(layer, layers.Conv2D):
+            blocks.append(FeatureBlock(layer.name, layer.name))
+            is_open = True
+        elif is_open and isinstance(layer, (layers.ReLU, layers.Activation)):
+            blocks[-1] = FeatureBlock(blocks[-1].conv, layer.name)
+        elif not isinstance(layer, layers.BatchNormalization):
+            is_open = False
+    return blocks
