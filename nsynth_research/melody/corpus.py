@@ -32,12 +32,13 @@ from tqdm.auto import tqdm
 from nsynth_research.core.errors import DataError, UserError
 from nsynth_research.core.files import atomic_write_bytes
 from nsynth_research.melody.config import CorpusConfig, TokenConfig
+from nsynth_research.melody.metre import Key, Metre, parse_metre, stream_meta
 from nsynth_research.melody.tokens import REST, Event, quantize
 
 log = logging.getLogger(__name__)
 
-#: Bumped whenever parsing changes which events a tune gives, so old caches are not reused.
-PARSE_VERSION = 1
+#: Bumped whenever parsing changes what a cached tune holds, so old caches are not reused.
+PARSE_VERSION = 2
 CORPUS_DIRS = {"essen": "essenFolksong", "oneills": "oneills1850", "ryans": "ryansMammoth"}
 _TUNE_START = re.compile(r"(?m)^(?=X:)")
 
@@ -57,6 +58,20 @@ class Tune:
     tonic: int | None
     #: Length of a bar in quarters (None when the tune has no meter).
     bar: Fraction | None
+    #: Time signature as written (`2/4`; None when the tune has no meter).
+    metre: str | None = None
+    #: Mode of the written key (`major`, `minor`, ...; None when the tune names no key).
+    mode: str | None = None
+    #: Length of the anacrusis before the first barline in quarters (0: none).
+    pickup: Fraction = Fraction(0)
+
+    @property
+    def key(self) -> Key | None:
+        return None if self.tonic is None else Key(self.tonic, self.mode or "major")
+
+    @property
+    def time_signature(self) -> Metre | None:
+        return None if self.metre is None else parse_metre(self.metre)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -65,6 +80,9 @@ class Tune:
             "events": [[e.pitch, str(e.duration)] for e in self.events],
             "tonic": self.tonic,
             "bar": None if self.bar is None else str(self.bar),
+            "metre": self.metre,
+            "mode": self.mode,
+            "pickup": str(self.pickup),
         }
 
     @classmethod
@@ -75,6 +93,9 @@ class Tune:
             events=tuple(Event(int(p), Fraction(q)) for p, q in d["events"]),
             tonic=d["tonic"],
             bar=None if d["bar"] is None else Fraction(d["bar"]),
+            metre=d.get("metre"),
+            mode=d.get("mode"),
+            pickup=Fraction(d.get("pickup", "0")),
         )
 
 
@@ -121,14 +142,9 @@ def stream_events(
             events[-1] = Event(REST, events[-1].duration + dur)
             continue
         events.append(Event(pitch, dur))
-    keys = list(stream.recurse().getElementsByClass(music21.key.KeySignature))
-    tonic = None
-    if keys:
-        k = keys[0] if isinstance(keys[0], music21.key.Key) else keys[0].asKey()
-        tonic = int(k.tonic.pitchClass)
-    meters = list(stream.recurse().getElementsByClass(music21.meter.TimeSignature))
-    bar = Fraction(meters[0].barDuration.quarterLength).limit_denominator(96) if meters else None
-    return events, tonic, bar
+    meta = stream_meta(stream)
+    tonic = None if meta.key is None else meta.key.tonic
+    return events, tonic, None if meta.metre is None else meta.metre.bar
 
 
 def _parse_tune(job: tuple[str, str, TokenConfig]) -> tuple[str, dict[str, Any] | str]:
@@ -145,7 +161,11 @@ def _parse_tune(job: tuple[str, str, TokenConfig]) -> tuple[str, dict[str, Any] 
     if not any(e.pitch != REST for e in events):
         return "empty", tune_id
     title = str(score.metadata.title) if score.metadata and score.metadata.title else tune_id
-    return "ok", Tune(tune_id, title, tuple(events), tonic, bar).to_json()
+    meta = stream_meta(score)
+    metre = None if meta.metre is None else meta.metre.ratio
+    mode = None if meta.key is None else meta.key.mode
+    tune = Tune(tune_id, title, tuple(events), tonic, bar, metre, mode, meta.pickup)
+    return "ok", tune.to_json()
 
 
 def corpus_files(cfg: CorpusConfig) -> list[Path]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import tensorflow as tf
@@ -55,15 +55,19 @@ def shift(events: Sequence[Event], semitones: int) -> tuple[Event, ...] | None:
     return out
 
 
+def common_key_step(tonic: int) -> int:
+    """The smallest shift (-5..+6 semitones) that moves a tonic to C."""
+    return -tonic if tonic <= 6 else 12 - tonic
+
+
 def to_common_key(tune: Tune) -> Tune:
     """The tune with its tonic moved to C by the smallest shift (-5..+6 semitones)."""
     if tune.tonic is None:
         return tune
-    step = -tune.tonic if tune.tonic <= 6 else 12 - tune.tonic
-    moved = shift(tune.events, step)
+    moved = shift(tune.events, common_key_step(tune.tonic))
     if moved is None:
         return tune
-    return Tune(tune.id, tune.title, moved, 0, tune.bar)
+    return replace(tune, events=moved, tonic=0)
 
 
 def apply_keys(splits: dict[str, list[Tune]], cfg: TransposeConfig) -> dict[str, list[Tune]]:
@@ -76,7 +80,8 @@ def apply_keys(splits: dict[str, list[Tune]], cfg: TransposeConfig) -> dict[str,
             for step in range(-cfg.semitones, cfg.semitones + 1):
                 moved = shift(tune.events, step) if step else None
                 if moved is not None:
-                    extra.append(Tune(f"{tune.id}{step:+d}", tune.title, moved, None, tune.bar))
+                    tonic = None if tune.tonic is None else (tune.tonic + step) % 12
+                    extra.append(replace(tune, id=f"{tune.id}{step:+d}", events=moved, tonic=tonic))
         return {**splits, "train": splits["train"] + extra}
     return splits
 

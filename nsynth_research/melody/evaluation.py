@@ -60,8 +60,10 @@ def split_report(
     seed: int,
     who: str,
     model_uri: str,
+    label: str,
 ) -> SplitReport:
-    """Headline (network perplexity with its interval over tunes) first, then the baselines."""
+    """Headline (network perplexity with its interval over tunes: what the study selects on)
+    first, then the baselines; `label` says which tunes (e.g. "on essen test tunes")."""
     ppl = perplexity(net.nll)
     low, high = tune_bootstrap(net.nll, resamples, seed)
     events = sum(len(a) for a in net.nll)
@@ -78,9 +80,9 @@ def split_report(
         f"{split}_unknown_events": net.unknown,
     }
     lines = [
-        f"{split} perplexity {ppl:.3f}  95% bootstrap interval over tunes [{low:.3f}, "
-        f"{high:.3f}], {bits:.3f} bits/event, next-event accuracy {accuracy:.4f}, "
-        f"{len(net.nll)} tunes, {events} events ({net.unknown} unknown) - {who}"
+        f"{split} perplexity {label}: {ppl:.3f}, 95% bootstrap interval over tunes "
+        f"[{low:.3f}, {high:.3f}], {bits:.3f} bits/event, next-event accuracy {accuracy:.4f}, "
+        f"{len(net.nll)} tunes, {events} events ({net.unknown} unknown), {who}"
     ]
     best_n, best_ppl = None, math.inf
     for n, nll in ngrams.items():
@@ -93,7 +95,10 @@ def split_report(
                 f"{split}_perplexity_{n}gram_ci_high": hi,
             }
         )
-        lines.append(f"{n}-gram (Witten-Bell) perplexity {p:.3f} [{lo:.3f}, {hi:.3f}]")
+        lines.append(
+            f"{n}-gram (Witten-Bell, fitted on train tunes) perplexity {label}: {p:.3f} "
+            f"[{lo:.3f}, {hi:.3f}]"
+        )
         if p < best_ppl:
             best_n, best_ppl = n, p
     if best_n is not None:

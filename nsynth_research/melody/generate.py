@@ -1,18 +1,20 @@
-"""`make generate`: load a melody model from the tracking store, prime it, continue the
-melody for the requested bars (sampled at a temperature, and greedily), and write and log
-MIDI, a piano roll, a WAV and an HTML page, plus how the result compares with test tunes.
+"""`make generate`: load a melody model from the tracking store, prime it, and continue the
+primer several times (sampled) and once greedily, in the primer's metre and key; sample the
+n-gram baseline from the same primer with the same options; measure everything against real
+continuations of held-out tunes; write it all into a folder of its own and log it as one run
+of the `melody-generate` experiment.
 
-Without a primer, the first bar of a test tune (picked by the seed) primes the model; that
-reads test melodies, never test scores, so the single test read stays single.
+Without a primer, the anacrusis and first bar of a test tune (picked by the seed) prime the
+model, and the tune's real continuation is written beside the generated ones: that reads test
+melodies, never test scores, so the study's single test read stays single. The real-tune
+reference for the statistics is the validation split (tunes the network never trained on).
 """
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from fractions import Fraction
+from dataclasses import replace as dc_replace
 from pathlib import Path
 
 import mlflow
@@ -21,42 +23,46 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from nsynth_research.core.config import TrackingConfig
+from nsynth_research.core.describe import set_experiment_note, set_run_note
 from nsynth_research.core.errors import UserError
-from nsynth_research.core.files import atomic_save, atomic_write_bytes, atomic_write_text
 from nsynth_research.core.runs import run_config
 from nsynth_research.core.tracking import get_run, open_store, tracked_run
+from nsynth_research.melody.calibration import Calibration
 from nsynth_research.melody.config import MelodyConfig
 from nsynth_research.melody.corpus import Tune
-from nsynth_research.melody.data import melody_splits
-from nsynth_research.melody.primer import Primer, read_primer
-from nsynth_research.melody.render import (
-    figure_png,
-    html_page,
-    piano_roll,
-    render_wav,
-    to_midi,
-    wav_bytes,
+from nsynth_research.melody.data import MelodyData, common_key_step, melody_splits, shift
+from nsynth_research.melody.metre import Key, continuation, parse_key, parse_metre
+from nsynth_research.melody.outputs import Generated, write_outputs
+from nsynth_research.melody.primer import Framing, Primer, frame, read_primer
+from nsynth_research.melody.record import (
+    EXPERIMENT,
+    EXPERIMENT_NOTE,
+    Generation,
+    Request,
+    facts,
+    metrics,
+    note,
+    params,
+    summary,
 )
-from nsynth_research.melody.sampling import check_request, continue_melody
-from nsynth_research.melody.stats import bars_of, compare
+from nsynth_research.melody.references import (
+    best_ngram_order,
+    common_metre,
+    ngram_model,
+    real_continuation,
+    real_excerpts,
+    tune_primer,
+)
+from nsynth_research.melody.report import compare_sets
+from nsynth_research.melody.sampling import Plan, continue_batch
+from nsynth_research.melody.stats import Melody
 from nsynth_research.melody.task import run_vocabulary
-from nsynth_research.melody.tokens import Event, Vocabulary, event_token
+from nsynth_research.melody.tokens import Vocabulary, event_token
+
+__all__ = ["Request", "generate", "summary"]
 
 DEFAULT_MODEL = "models:/nsynth-melody@champion"
-DEFAULT_BAR = Fraction(4)
-EXPERIMENT = "melody-generate"
 _RUN_ID = re.compile(r"^[0-9a-f]{32}$")
-
-
-@dataclass
-class Generation:
-    run_id: str
-    primer: Primer
-    sampled: list[Event]
-    greedy: list[Event]
-    bar: Fraction
-    files: list[Path] = field(default_factory=list)
-    distances: dict[str, float] = field(default_factory=dict)
 
 
 def resolve_model(client: MlflowClient, model: str) -> tuple[str, str]:
@@ -89,100 +95,167 @@ def resolve_model(client: MlflowClient, model: str) -> tuple[str, str]:
     raise UserError(f"MODEL={model!r}: give a run id, runs:/<id>/model or models:/<name>@<alias>")
 
 
-def test_primer(test: Sequence[Tune], vocab: Vocabulary, seed: int) -> Primer:
-    """The first bar of a test tune picked by `seed`, among tunes whose first bar holds only
-    events the model knows (a primer event outside the vocabulary cannot be fed in)."""
-    firsts = []
+def test_primer(test: Sequence[Tune], vocab: Vocabulary, seed: int) -> tuple[Primer, Tune]:
+    """The anacrusis and first bar of a test tune picked by `seed`, among tunes with a metre
+    and a key whose first bar holds only events the model knows."""
+    usable = []
     for tune in test:
-        first = tune.events[: len(bars_of(tune.events, tune.bar or DEFAULT_BAR)[0])]
-        if all(event_token(e) in vocab.index for e in first):
-            firsts.append((tune, first))
-    if not firsts:
+        primer = tune_primer(tune)
+        known = all(event_token(e) in vocab.index for e in primer.events)
+        if tune.metre and tune.key and primer.events and known:
+            usable.append((primer, tune))
+    if not usable:
         raise UserError("no test tune starts with events the model knows; pass PRIMER=...")
-    tune, first = firsts[int(np.random.default_rng(seed).integers(len(firsts)))]
-    return Primer(tuple(first), tune.bar, f"first bar of test tune {tune.id}")
+    return usable[int(np.random.default_rng(seed).integers(len(usable)))]
 
 
 def generate(
-    model: str,
-    primer: str | None,
-    *,
-    bars: int,
-    temperature: float,
-    seed: int,
-    tracking: TrackingConfig,
-    out: Path,
+    model: str, primer: str | None, request: Request, *, tracking: TrackingConfig, out: Path
 ) -> Generation:
-    """Generate, write the files under `out`, log them into a `melody-generate` run."""
-    check_request(bars, temperature)
+    """Generate, write the files under `out/<run id>/`, log them into a `melody-generate` run."""
+    request.check()
+    metre = parse_metre(request.metre) if request.metre else None
+    key = parse_key(request.key) if request.key else None
     client = open_store(tracking)
     run_id, model_uri = resolve_model(client, model)
     config = run_config(client, run_id, MelodyConfig)  # refuses another task's run
     vocab = run_vocabulary(run_id)
     data = melody_splits(config, progress=False)
-    test = data.splits["test"]
-    chosen = read_primer(primer, config.tokens) if primer else test_primer(test, vocab, seed)
-    primer_ids = vocab.encode_strict(chosen.events)
-    bar = chosen.bar or DEFAULT_BAR
+    tune = None
+    if primer:
+        chosen = read_primer(primer, config.tokens)
+    else:
+        chosen, tune = test_primer(data.splits["test"], vocab, request.seed)
+    framing = frame(chosen, metre=metre, key=key, default_metre=common_metre(data.splits["train"]))
+    # A model trained with every tune moved to C reads and writes in C: the primer moves there
+    # and the continuations come back (a test tune is already in the data's key).
+    step = common_key_step(framing.key.tonic) if config.transpose.mode == "common" else 0
+    step = 0 if tune is not None else step
+    calibration = Calibration.fit(data.splits["train"])
+    plan = make_plan(*transposed(chosen, framing, step), vocab, calibration, request)
+    order = best_ngram_order(get_run(client, run_id).data.metrics)
     net = mlflow.keras.load_model(model_uri)
-    kwargs = {"sequence_length": config.model.sequence_length, "bar": bar, "bars": bars}
-    sampled = continue_melody(
-        net, vocab, primer_ids, temperature=temperature, rng=np.random.default_rng(seed), **kwargs
+    melodies = continuations(
+        net, config.model.sequence_length, vocab, data, plan, framing, request, order, -step
     )
-    greedy = continue_melody(
-        net, vocab, primer_ids, temperature=0.0, rng=np.random.default_rng(seed), **kwargs
-    )
-    distances = compare(
-        [sampled], [bar], [t.events for t in test], [t.bar or DEFAULT_BAR for t in test]
-    )
-    gen = Generation(run_id, chosen, sampled, greedy, bar, distances=distances)
-    _write(gen, out, temperature, bars)
+    if tune is not None and (real := real_continuation(tune, chosen, request.bars)):
+        what = f"what test tune {tune.id} plays next"
+        melodies.append(
+            Generated("real continuation", "real continuation", what, real, "tab:green")
+        )
+    reference = real_excerpts(data.splits["valid"], request.bars)
+    if not reference:
+        raise UserError("no validation tune has a metre and a key to compare with")
+    groups: dict[str, list[Melody]] = {}
+    for m in melodies:
+        groups.setdefault(m.group, []).append(m.melody)
+    comparison = compare_sets(groups, reference, seed=request.seed)
     with tracked_run(
         tracking,
         experiment=EXPERIMENT,
         run_name=f"generate from {run_id[:8]}",
         tags={"task": "melody", "generated_from": run_id, "model_uri": model_uri},
-    ):
-        mlflow.log_params(
-            {"bars": bars, "temperature": temperature, "seed": seed, "primer": chosen.source}
+    ) as active:
+        gen = Generation(
+            active.info.run_id,
+            model_uri,
+            run_id,
+            chosen,
+            framing,
+            request,
+            melodies,
+            comparison,
+            order,
+            len(reference),
+            out / active.info.run_id,
         )
-        mlflow.log_metrics(distances)
-        for path in gen.files:
-            mlflow.log_artifact(str(path), "generated")
+        gen.files = write_outputs(
+            gen.folder,
+            primer=chosen,
+            framing=framing,
+            melodies=melodies,
+            comparison=comparison,
+            reference=reference,
+            facts=facts(gen),
+            title=f"{request.bars} bars after {chosen.notes_text(8)} ({chosen.source})",
+        )
+        mlflow.log_params(params(gen))
+        mlflow.log_metrics(metrics(comparison))
+        mlflow.log_artifacts(str(gen.folder), "generated")
+        set_run_note(client, gen.run_id, note(gen))
+        set_experiment_note(client, active.info.experiment_id, EXPERIMENT_NOTE)
     return gen
 
 
-def _write(gen: Generation, out: Path, temperature: float, bars: int) -> None:
-    primer = list(gen.primer.events)
-    title = f"{bars} bars after {gen.primer.source}, temperature {temperature}"
-    roll = figure_png(piano_roll(primer, gen.sampled, gen.bar, title))
-    wav = wav_bytes(render_wav(primer + gen.sampled))
-    note = (
-        f"Grey: primer; blue: generated by run {gen.run_id}. Distances to test tunes "
-        f"(total variation): {json.dumps({k: round(v, 3) for k, v in gen.distances.items()})}"
+def make_plan(
+    primer: Primer, framing: Framing, vocab: Vocabulary, calibration: Calibration, request: Request
+) -> Plan:
+    """The continuation's length, bar grid and calibration."""
+    bar = framing.metre.bar
+    start, length = continuation(bar, framing.pickup, primer.length, request.bars)
+    ids = tuple(vocab.encode_strict(primer.events))
+    found = calibration.constraints(request.calibrate, framing.metre, framing.key, vocab)
+    return Plan(ids, length, bar, start, found)
+
+
+def transposed(primer: Primer, framing: Framing, step: int) -> tuple[Primer, Framing]:
+    """The primer and its framing moved by `step` semitones."""
+    if not step:
+        return primer, framing
+    moved = shift(primer.events, step)
+    if moved is None:
+        raise UserError(f"the primer leaves the piano's range moved {step:+d} semitones to C")
+    key = Key((framing.key.tonic + step) % 12, framing.key.mode)
+    return dc_replace(primer, events=moved), dc_replace(framing, key=key)
+
+
+def continuations(
+    net,
+    length: int,
+    vocab: Vocabulary,
+    data: MelodyData,
+    plan: Plan,
+    framing: Framing,
+    request: Request,
+    order: int,
+    back: int = 0,
+) -> list[Generated]:
+    """The network's samples and greedy continuation, and the n-gram's samples, each moved
+    `back` semitones into the primer's key."""
+
+    def step(windows: np.ndarray) -> np.ndarray:
+        return np.asarray(net(windows, training=False))
+
+    def melody(events) -> Melody:
+        moved = shift(events, back)
+        if moved is None:
+            raise UserError(f"a continuation leaves the piano's range moved {back:+d} semitones")
+        return Melody(moved, framing.key, framing.metre.bar, plan.position)
+
+    rng = np.random.default_rng(request.seed)
+    n, opts = request.samples, request.options
+    sampled = continue_batch(step, vocab, [plan] * n, opts, sequence_length=length, rng=rng)
+    (greedy,) = continue_batch(step, vocab, [plan], request.greedy, sequence_length=length, rng=rng)
+    baseline = ngram_model(data.splits["train"], vocab, order)
+    ngram = continue_batch(
+        baseline.step, vocab, [plan] * n, opts, sequence_length=max(length, order), rng=rng
     )
-    files = {
-        "melody.mid": lambda p: atomic_save(p, to_midi(primer + gen.sampled).write),
-        "melody_greedy.mid": lambda p: atomic_save(p, to_midi(primer + gen.greedy).write),
-        "piano_roll.png": lambda p: atomic_write_bytes(p, roll),
-        "melody.wav": lambda p: atomic_write_bytes(p, wav),
-        "melody.html": lambda p: atomic_write_text(
-            p, html_page(title, roll, wav, primer + gen.sampled, note)
+    how = opts.describe()
+    return [
+        *(
+            Generated(f"sample {i + 1}", "LSTM sample", how, melody(m), "tab:blue")
+            for i, m in enumerate(sampled)
         ),
-        "melody.json": lambda p: atomic_write_text(
-            p,
-            json.dumps(
-                {
-                    "primer": [event_token(e) for e in primer],
-                    "sampled": [event_token(e) for e in gen.sampled],
-                    "greedy": [event_token(e) for e in gen.greedy],
-                    "distances_to_test": gen.distances,
-                },
-                indent=2,
-            ),
+        Generated("greedy", "LSTM greedy", request.greedy.describe(), melody(greedy), "tab:red"),
+        *(
+            Generated(
+                f"{order}-gram sample {i + 1}",
+                f"{order}-gram sample",
+                how,
+                melody(m),
+                "tab:orange",
+                audio=False,
+            )
+            for i, m in enumerate(ngram)
         ),
-    }
-    out.mkdir(parents=True, exist_ok=True)
-    for name, write in files.items():
-        write(out / name)
-        gen.files.append(out / name)
+    ]

@@ -56,6 +56,29 @@ class NGramModel:
             p = (counts[target] + types * p) / (n + types)
         return p
 
+    def distribution(self, context: Sequence[int]) -> np.ndarray:
+        """P(every id | last order-1 ids of context) at once (BOS 0): `prob` for all targets."""
+        p = np.ones(self.vocab_size)
+        for target, count in self.unigram.items():
+            p[target] += count
+        p /= self.total + self.vocab_size - 1
+        p[BOS_ID] = 0.0
+        ctx = list(context)[-(self.order - 1) :] if self.order > 1 else []
+        for k in range(1, len(ctx) + 1):
+            counts = self.follow.get(tuple(ctx[-k:]))
+            if not counts:
+                break
+            seen = np.zeros(self.vocab_size)
+            seen[list(counts)] = list(counts.values())
+            n, types = seen.sum(), len(counts)
+            p = (seen + types * p) / (n + types)
+        return p
+
+    def step(self, windows: np.ndarray) -> np.ndarray:
+        """Log-probabilities of the next id after each window (a sampler's `Step`)."""
+        with np.errstate(divide="ignore"):
+            return np.log(np.stack([self.distribution(w) for w in windows]))
+
     def tune_nll(self, ids: Sequence[int]) -> np.ndarray:
         """Negative log-probability (nats) of each event of one tune, BOS-padded."""
         seq = [BOS_ID] * max(self.order - 1, 0) + list(ids)

@@ -1,15 +1,14 @@
-"""What a generated melody becomes for a listener: MIDI, a piano-roll picture, a WAV played
-by the SoundFont the project already ships (TimGM6mb.sf2 inside pretty_midi, through
-tinysoundfont), and one HTML page with the roll beside an audio player.
+"""What a melody becomes for a listener: MIDI in the tune's metre and key, audio played by the
+SoundFont the project already ships (TimGM6mb.sf2 inside pretty_midi, through tinysoundfont),
+and a piano roll with the tune's barlines.
 
-The page embeds the picture and the audio as data URIs, so it shows the same from the
-MLflow UI, a local folder or an e-mail: relative links break inside MLflow's artifact view.
+MIDI has no anacrusis: a file starts on a downbeat. A tune that starts with a pickup is
+therefore written after a rest that completes the pickup's bar, so every barline of the file
+falls where the tune's barlines are, and a score editor or music21 shows the same bars.
 """
 
 from __future__ import annotations
 
-import base64
-import html
 import io
 from collections.abc import Sequence
 from fractions import Fraction
@@ -24,23 +23,44 @@ import pretty_midi
 import soundfile as sf
 from matplotlib.patches import Rectangle
 
-from nsynth_research.melody.tokens import REST, Event, event_token
+from nsynth_research.melody.metre import Key, Metre, downbeat_shift
+from nsynth_research.melody.tokens import REST, Event
 
 TEMPO_BPM = 100
 PROGRAM = 0  # acoustic grand piano: the best-sampled preset of TimGM6mb
 SAMPLE_RATE = 22_050
 VELOCITY = 90
 RELEASE_SECONDS = 1.0
+PRIMER_COLOUR = "0.6"
 
 
 def seconds_per_quarter() -> float:
     return 60.0 / TEMPO_BPM
 
 
-def to_midi(events: Sequence[Event]) -> pretty_midi.PrettyMIDI:
+def key_number(key: Key) -> int:
+    """pretty_midi's key number: 0-11 major, 12-23 minor; a church mode is written as the
+    major key of its signature (MIDI knows only major and minor)."""
+    if key.mode == "minor":
+        return 12 + key.tonic
+    if key.mode == "major":
+        return key.tonic
+    return (7 * key.sharps) % 12
+
+
+def to_midi(
+    events: Sequence[Event], metre: Metre, key: Key, pickup: Fraction
+) -> pretty_midi.PrettyMIDI:
+    """One melody track with the time signature and key signature at time 0, its first note
+    placed after the rest that puts an anacrusis at the end of the first bar."""
     midi = pretty_midi.PrettyMIDI(initial_tempo=TEMPO_BPM)
+    midi.time_signature_changes.append(
+        pretty_midi.TimeSignature(metre.numerator, metre.denominator, 0.0)
+    )
+    midi.key_signature_changes.append(pretty_midi.KeySignature(key_number(key), 0.0))
     inst = pretty_midi.Instrument(PROGRAM, name="melody")
-    spq, t = seconds_per_quarter(), 0.0
+    spq = seconds_per_quarter()
+    t = float(downbeat_shift(metre.bar, pickup)) * spq
     for e in events:
         end = t + float(e.duration) * spq
         if e.pitch != REST:
@@ -80,57 +100,51 @@ def render_wav(events: Sequence[Event], soundfont: Path | None = None) -> np.nda
     return audio / peak * 0.8 if peak > 0 else audio
 
 
-def wav_bytes(audio: np.ndarray) -> bytes:
+def audio_bytes(audio: np.ndarray, fmt: str = "WAV") -> bytes:
+    """WAV (16-bit) for files; OGG (Vorbis) for pages, about a tenth of the size."""
     buf = io.BytesIO()
-    sf.write(buf, audio, SAMPLE_RATE, format="WAV", subtype="PCM_16")
+    sf.write(buf, audio, SAMPLE_RATE, format=fmt, subtype="PCM_16" if fmt == "WAV" else None)
     return buf.getvalue()
 
 
-def piano_roll(primer: Sequence[Event], generated: Sequence[Event], bar: Fraction, title: str):
-    """Primer notes grey, generated notes blue, bar lines from the end of the primer on."""
-    fig, ax = plt.subplots(figsize=(12, 4))
+def piano_roll(
+    primer: Sequence[Event],
+    continuation: Sequence[Event],
+    *,
+    bar: Fraction,
+    pickup: Fraction,
+    title: str,
+    colour: str = "tab:blue",
+    pitch_range: tuple[int, int] | None = None,
+):
+    """Primer notes grey, the continuation coloured, the tune's barlines (anacrusis counted)
+    and a red line where the primer ends; x in quarter notes from the first note."""
+    fig, ax = plt.subplots(figsize=(10, 1.9))
     t = 0.0
     pitches = []
-    for i, e in enumerate([*primer, *generated]):
+    for i, e in enumerate([*primer, *continuation]):
         if e.pitch != REST:
-            colour = "0.6" if i < len(primer) else "tab:blue"
-            ax.add_patch(Rectangle((t, e.pitch - 0.4), float(e.duration), 0.8, color=colour))
+            c = PRIMER_COLOUR if i < len(primer) else colour
+            ax.add_patch(Rectangle((t, e.pitch - 0.4), float(e.duration), 0.8, color=c))
             pitches.append(e.pitch)
         t += float(e.duration)
-    start = float(sum(e.duration for e in primer))
-    for x in np.arange(start, t + 1e-9, float(bar)):
-        ax.axvline(x, color="0.85", lw=0.8, zorder=0)
-    ax.axvline(start, color="tab:red", lw=1.2, label="end of primer")
-    low, high = (min(pitches), max(pitches)) if pitches else (60, 72)
-    ax.set(xlim=(0, max(t, 1.0)), ylim=(low - 2, high + 2), title=title)
-    ax.set_xlabel("quarter notes")
-    ticks = range(low - low % 12, high + 2, 12)
-    ax.set_yticks(list(ticks), [pretty_midi.note_number_to_name(p) for p in ticks])
-    ax.legend(loc="best")
+    first_bar = float(pickup % bar) if pickup % bar else float(bar)
+    for x in np.arange(first_bar, t + 1e-9, float(bar)):
+        ax.axvline(x, color="0.8", lw=0.8, zorder=0)
+    ax.axvline(float(sum(e.duration for e in primer)), color="tab:red", lw=1.2)
+    low, high = pitch_range or ((min(pitches), max(pitches)) if pitches else (60, 72))
+    ax.set(xlim=(0, max(t, 1.0)), ylim=(low - 2, high + 2))
+    ax.set_title(title, fontsize=9, loc="left")
+    ax.set_xlabel("quarter notes (grey: primer; vertical lines: barlines)", fontsize=8)
+    ticks = [p for p in range(low - low % 12, high + 3, 12) if low - 2 <= p <= high + 2]
+    ax.set_yticks(ticks, [pretty_midi.note_number_to_name(p) for p in ticks], fontsize=8)
+    ax.tick_params(axis="x", labelsize=8)
     fig.tight_layout()
     return fig
 
 
-def figure_png(fig) -> bytes:
+def figure_png(fig, dpi: int = 80) -> bytes:
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
+    fig.savefig(buf, format="png", dpi=dpi)
     plt.close(fig)
     return buf.getvalue()
-
-
-def html_page(title: str, png: bytes, wav: bytes, events: Sequence[Event], notes: str) -> str:
-    img = base64.b64encode(png).decode()
-    audio = base64.b64encode(wav).decode()
-    tokens = html.escape(" ".join(event_token(e) for e in events))
-    return f"""<!doctype html>
-<html><head><meta charset="utf-8"><title>{html.escape(title)}</title></head>
-<body style="font-family: sans-serif">
-<h2>{html.escape(title)}</h2>
-<div style="display: flex; gap: 1em; align-items: center; flex-wrap: wrap">
-<img src="data:image/png;base64,{img}" style="max-width: 80%" alt="piano roll">
-<audio controls src="data:audio/wav;base64,{audio}"></audio>
-</div>
-<p>{html.escape(notes)}</p>
-<p><code>{tokens}</code></p>
-</body></html>
-"""

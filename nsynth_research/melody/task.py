@@ -73,7 +73,11 @@ class MelodyTask:
         callbacks: Sequence[Any] = (),
         verbose: int | str = "auto",
     ) -> FitResult:
-        return train(config, data, callbacks=callbacks, verbose=verbose)
+        result = train(config, data, callbacks=callbacks, verbose=verbose)
+        # The kept epoch's val_perplexity, val_loss, ... are logged by the core under their
+        # plain names (`runs.scored_metrics`): one name for each figure.
+        result.metrics = {k: v for k, v in result.metrics.items() if not k.startswith("best_")}
+        return result
 
     def log_inputs(self, config: MelodyConfig, data: MelodyData) -> dict[str, str]:
         """The vocabulary, corpus counts and the validation n-gram baselines of this data."""
@@ -130,7 +134,15 @@ class MelodyTask:
         ngrams = ngram_scores(data.splits["train"], tunes, data.vocab)
         who = run.data.tags.get("mlflow.runName", model_run_id)
         report = split_report(
-            net, ngrams, split, resamples=resamples, seed=config.seed, who=who, model_uri=model_uri
+            net,
+            ngrams,
+            split,
+            resamples=resamples,
+            seed=config.seed,
+            who=who,
+            model_uri=model_uri,
+            label=f"on {config.corpus.name} {split} tunes",
         )
         report.tags["data_fingerprint"] = data.fingerprint
+        report.tags["headline_metric"] = f"{split}_perplexity"
         return report

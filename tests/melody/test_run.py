@@ -4,12 +4,19 @@ line, with one clear line and exit code 2 for each kind of bad input."""
 
 from __future__ import annotations
 
+import json
+from fractions import Fraction
+from pathlib import Path
+
 import mlflow
+import music21
 import pytest
 
 from nsynth_research.cli import main
 from nsynth_research.core.reproduce import reproduce
 from nsynth_research.core.tracking import open_store
+from nsynth_research.melody.metre import continuation, downbeat_shift, parse_key, parse_metre
+from nsynth_research.melody.tokens import parse_event
 from nsynth_research.tasks import task_for
 
 pytestmark = pytest.mark.slow
@@ -24,8 +31,9 @@ def test_run_logs_melody_metrics_vocab_and_baselines(melody_run):
     run = open_store(config.tracking).get_run(run_id)
     m = run.data.metrics
     assert run.data.tags["task"] == "melody"
-    for key in ("best_val_perplexity", "val_perplexity", "val_bits_per_event", "val_accuracy"):
+    for key in ("best_epoch", "val_perplexity", "val_bits_per_event", "val_accuracy"):
         assert key in m
+    assert not any(k.startswith("best_val") for k in m)  # one name for each figure
     assert all(f"val_perplexity_{n}gram" in m for n in range(1, 6))
     assert mlflow.artifacts.load_text(f"runs:/{run_id}/vocab.json")
 
@@ -49,23 +57,90 @@ def test_test_read_scores_network_and_ngrams_on_the_same_tunes(melody_run):
     assert report.lines[0].startswith("test perplexity")
 
 
-def test_generate_writes_and_logs_exactly_the_requested_bars(melody_run, tmp_path, capsys):
-    import json
-    from fractions import Fraction
+def _generate(config, run_id, out, *extra) -> Path:
+    """Run `generate` into `out` and return the one new run folder it made."""
+    before = set(out.iterdir()) if out.exists() else set()
+    code = main(["generate", "--model", run_id, "--out", str(out), *_store(config), *extra])
+    assert code == 0
+    (folder,) = set(out.iterdir()) - before
+    return folder
 
+
+def test_generate_writes_samples_greedy_and_the_real_continuation(melody_run, tmp_path):
     config, run_id = melody_run
     out = tmp_path / "gen"
-    code = main(["generate", "--model", run_id, "--bars", "3", "--out", str(out), *_store(config)])
-    assert code == 0, capsys.readouterr().err
-    made = json.loads((out / "melody.json").read_text())
-    from nsynth_research.melody.tokens import parse_event
+    folder = _generate(config, run_id, out, "--bars", "3", "--samples", "3")
+    made = json.loads((folder / "melodies.json").read_text())
+    names = [m["name"] for m in made["melodies"]]
+    assert names[:4] == ["sample 1", "sample 2", "sample 3", "greedy"]
+    assert "real continuation" in names and sum("gram sample" in n for n in names) == 3
+    bar = parse_metre(made["metre"]).bar
+    pickup = Fraction(made["pickup"])
+    primer_len = sum(parse_event(t).duration for t in made["primer"].split())
+    for m in made["melodies"]:
+        length = sum(parse_event(t).duration for t in m["events"].split())
+        # every continuation completes the primer's bar and 3 more: it ends on a barline
+        assert (downbeat_shift(bar, pickup) + primer_len + length) % bar == 0, m["name"]
+        assert length == continuation(bar, pickup, primer_len, 3)[1], m["name"]
+        assert (folder / m["file"]).stat().st_size > 0
+    page = (folder / "generate.html").read_text()
+    assert page.count("<audio") == 5 and page.count("piano roll of") == 5
+    for name in ("sample_01.wav", "greedy.wav", "real_continuation.wav", "statistics.png"):
+        assert (folder / name).stat().st_size > 0
+    # the MIDI carries the tune's metre and key
+    score = music21.converter.parse(str(folder / "sample_01.mid"))
+    (ts,) = score.recurse().getElementsByClass(music21.meter.TimeSignature)
+    (ks,) = score.recurse().getElementsByClass(music21.key.KeySignature)
+    assert ts.ratioString == made["metre"]
+    assert ks.sharps == parse_key(made["key"].replace(" major", "").replace(" minor", "m")).sharps
+    # logged: its own run in melody-generate, the primer's notes as a param and an artifact
+    client = open_store(config.tracking)
+    run = client.get_run(folder.name)
+    experiment = client.get_experiment(run.info.experiment_id)
+    assert experiment.name == "melody-generate" and experiment.tags["mlflow.note.content"]
+    assert run.data.params["primer"] == (folder / "primer.txt").read_text().strip()[:500]
+    assert run.data.params["samples"] == "3" and run.data.params["metre"] == made["metre"]
+    assert "validation tunes" in run.data.tags["mlflow.note.content"]
+    assert "lstm_sample.tv_degree" in run.data.metrics
+    logged = {a.path for a in client.list_artifacts(run.info.run_id, "generated")}
+    assert "generated/generate.html" in logged and "generated/primer.txt" in logged
 
-    beats = sum(parse_event(t).duration for t in made["sampled"])
-    bar_line = [ln for ln in capsys.readouterr().out.splitlines() if "generated 3 bars" in ln]
-    bar = Fraction(bar_line[0].split(" of ")[1].split()[0])
-    assert beats == 3 * bar
-    for name in ("melody.mid", "melody.wav", "piano_roll.png", "melody.html"):
-        assert (out / name).stat().st_size > 0
+
+def test_a_second_run_never_overwrites_the_first(melody_run, tmp_path):
+    config, run_id = melody_run
+    out = tmp_path / "gen"
+    primer = " | ".join(_known_events(run_id, 2))  # a pickup, then a bar
+    first = _generate(config, run_id, out, "--bars", "1", "--samples", "1", "--primer", primer)
+    before = {p.name: p.read_bytes() for p in first.iterdir()}
+    second = _generate(
+        config,
+        run_id,
+        out,
+        "--bars",
+        "1",
+        "--samples",
+        "1",
+        "--primer",
+        primer,
+        "--meter",
+        "3/4",
+        "--key",
+        "Bb",
+    )
+    assert second != first
+    assert {p.name: p.read_bytes() for p in first.iterdir()} == before
+    score = music21.converter.parse(str(second / "greedy.mid"))
+    (ts,) = score.recurse().getElementsByClass(music21.meter.TimeSignature)
+    (ks,) = score.recurse().getElementsByClass(music21.key.KeySignature)
+    assert (ts.ratioString, ks.sharps) == ("3/4", -2)
+    assert not (second / "real_continuation.mid").exists()  # a typed primer has none
+
+
+def _known_events(run_id: str, n: int) -> list[str]:
+    """The n most common events of the run's vocabulary that are notes."""
+    from nsynth_research.melody.task import run_vocabulary
+
+    return [t for t in run_vocabulary(run_id).tokens[2:] if not t.startswith("R/")][:n]
 
 
 @pytest.mark.parametrize(
@@ -77,6 +152,12 @@ def test_generate_writes_and_logs_exactly_the_requested_bars(melody_run, tmp_pat
         (["--primer", "{tmp}/broken.mid"], "could not be read"),
         (["--primer", "{tmp}/chord.abc"], "chord"),
         (["--primer", "{tmp}/missing.abc"], "not found"),
+        (["--meter", "3"], "METER="),
+        (["--key", "H"], "KEY="),
+        (["--top-p", "0"], "TOP_P="),
+        (["--top-k", "-1"], "TOP_K="),
+        (["--samples", "0"], "SAMPLES="),
+        (["--repeat-guard", "1"], "REPEAT_GUARD="),
     ],
 )
 def test_bad_generate_input_is_one_line_and_exit_code_2(

@@ -3,12 +3,11 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from nsynth_research.core.errors import UserError
 from nsynth_research.melody.config import MelodyConfig
 from nsynth_research.melody.corpus import ParsedCorpus, Tune
 from nsynth_research.melody.data import MelodyData, data_settings
 from nsynth_research.melody.model import build_model
-from nsynth_research.melody.sampling import continue_melody, fillable
+from nsynth_research.melody.sampling import Plan, SamplingOptions, continue_batch, fillable
 from nsynth_research.melody.tokens import Vocabulary, parse_events
 from nsynth_research.melody.training import score_tunes, train
 
@@ -60,26 +59,13 @@ def test_generation_fills_exactly_the_requested_bars(bars, bar):
     config = MelodyConfig.model_validate({"model": {"layers": 1, "units": 8}})
     vocab = Vocabulary.build([parse_events("C4/1 D4/1/3 E4/1/2 F4/3/2 G4/2 R/1/4")])
     model = build_model(config.model, len(vocab))  # untrained: any distribution must fit
-    for seed in range(3):
-        out = continue_melody(
-            model,
-            vocab,
-            vocab.encode_strict(parse_events("C4/1")),
-            sequence_length=8,
-            bar=bar,
-            bars=bars,
-            temperature=1.5,
-            rng=np.random.default_rng(seed),
-        )
-        assert sum(e.duration for e in out) == bars * bar
-
-
-def test_zero_bars_and_negative_temperature_are_user_errors():
-    config = MelodyConfig.model_validate({"model": {"layers": 1, "units": 8}})
-    vocab = Vocabulary.build([parse_events("C4/1")])
-    model = build_model(config.model, len(vocab))
-    kwargs = {"sequence_length": 8, "bar": Fraction(4), "rng": np.random.default_rng(0)}
-    with pytest.raises(UserError, match="BARS=0"):
-        continue_melody(model, vocab, [2], bars=0, temperature=1.0, **kwargs)
-    with pytest.raises(UserError, match="TEMPERATURE"):
-        continue_melody(model, vocab, [2], bars=1, temperature=-1.0, **kwargs)
+    plans = [Plan(tuple(vocab.encode_strict(parse_events("C4/1"))), bars * bar, bar)] * 3
+    out = continue_batch(
+        lambda w: np.asarray(model(w, training=False)),
+        vocab,
+        plans,
+        SamplingOptions(temperature=1.5),
+        sequence_length=8,
+        rng=np.random.default_rng(0),
+    )
+    assert [sum(e.duration for e in m) for m in out] == [bars * bar] * 3
