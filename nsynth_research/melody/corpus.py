@@ -8,6 +8,10 @@ version, tokeniser settings, PARSE_VERSION), so a change never reuses stale toke
 written atomically so a killed parse never leaves a torn cache behind. Only monophonic tunes
 are kept; tunes that fail to parse, hold chords or several voices, or have no notes are
 skipped and counted.
+
+Accidentals follow the ABC 2.1 rule: an explicit accidental holds for later notes of the same
+letter and octave up to the next barline (a line end is no barline), and a tie carries it over
+one. music21 applies that rule only to text it is told is ABC 2.x, so `parse_abc` says so.
 """
 
 from __future__ import annotations
@@ -38,7 +42,10 @@ from nsynth_research.melody.tokens import REST, Event, quantize
 log = logging.getLogger(__name__)
 
 #: Bumped whenever parsing changes what a cached tune holds, so old caches are not reused.
-PARSE_VERSION = 2
+PARSE_VERSION = 3
+#: Read before a tune: music21 reads ABC without a version line as 1.3, whose accidentals hold
+#: for one note only; `octave` scopes a carried accidental to one letter in one octave.
+ABC_STANDARD = "%abc-2.1\n%%propagate-accidentals octave\n"
 CORPUS_DIRS = {"essen": "essenFolksong", "oneills": "oneills1850", "ryans": "ryansMammoth"}
 _TUNE_START = re.compile(r"(?m)^(?=X:)")
 
@@ -147,11 +154,18 @@ def stream_events(
     return events, tonic, None if meta.metre is None else meta.metre.bar
 
 
+def parse_abc(text: str) -> music21.stream.Score | music21.stream.Opus:
+    """ABC text as music21 reads it under the ABC 2.1 accidental rule. A tie over a barline
+    keeps its first note's accidental because `stream_events` merges tied notes into that one;
+    a `%%propagate-accidentals` line in the text itself overrides the octave scope."""
+    return music21.converter.parseData(ABC_STANDARD + text, format="abc")
+
+
 def _parse_tune(job: tuple[str, str, TokenConfig]) -> tuple[str, dict[str, Any] | str]:
     """Worker: one ABC tune text -> ("ok", tune json) or (reason skipped, message)."""
     tune_id, text, tokens = job
     try:
-        score = music21.converter.parseData(text, format="abc")
+        score = parse_abc(text)
     except Exception as exc:  # music21 raises many types for malformed ABC; each is counted
         return "failed", f"{tune_id}: {type(exc).__name__}: {exc}"
     try:

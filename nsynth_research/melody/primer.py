@@ -20,7 +20,7 @@ import music21
 
 from nsynth_research.core.errors import UserError
 from nsynth_research.melody.config import TokenConfig
-from nsynth_research.melody.corpus import stream_events
+from nsynth_research.melody.corpus import parse_abc, stream_events
 from nsynth_research.melody.metre import Key, Metre, estimate_key, stream_meta
 from nsynth_research.melody.tokens import REST, Event, event_token, parse_events
 
@@ -70,7 +70,11 @@ def _read_file(path: Path, tokens: TokenConfig) -> Primer:
     if fmt is None:
         raise UserError(f"primer {path}: expected an .abc, .mid or .midi file")
     try:
-        parsed = music21.converter.parse(str(path), format=fmt, forceSource=True)
+        parsed = (
+            parse_abc(path.read_text(errors="replace"))  # the corpus's accidental rule
+            if fmt == "abc"
+            else music21.converter.parse(str(path), format=fmt, forceSource=True)
+        )
     except Exception as exc:  # music21 raises many types for unreadable files; all mean the same
         raise UserError(
             f"primer {path} could not be read as {fmt} ({type(exc).__name__})"

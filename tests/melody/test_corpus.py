@@ -3,6 +3,7 @@ from fractions import Fraction
 import music21
 import pytest
 
+from nsynth_research.melody import corpus
 from nsynth_research.melody.config import CorpusConfig, TokenConfig
 from nsynth_research.melody.corpus import (
     PolyphonicError,
@@ -65,3 +66,24 @@ def test_corpus_is_parsed_once_then_read_from_cache(tmp_path):
     assert again.tunes == first.tunes and path.stat().st_mtime_ns == mtime
     # another tokeniser setting is another cache file, never the stale one
     assert cache_path(cfg, TokenConfig(max_denominator=4)) != path
+
+
+def test_a_new_parse_version_is_a_new_cache_file(tmp_path, monkeypatch):
+    cfg = CorpusConfig(files=("teste",), cache_dir=tmp_path)
+    path = cache_path(cfg, TokenConfig())
+    monkeypatch.setattr(corpus, "PARSE_VERSION", corpus.PARSE_VERSION + 1)
+    assert cache_path(cfg, TokenConfig()) != path
+
+
+def test_corpus_tunes_carry_accidentals_to_the_barline(tmp_path):
+    cfg = CorpusConfig(files=("teste",), cache_dir=tmp_path, workers=2)
+    tunes = {t.id: t for t in load_corpus(cfg, TokenConfig(), progress=False).tunes}
+
+    def pitch_classes(tune_id: str) -> set[int]:
+        return {e.pitch % 12 for e in tunes[tune_id].events if e.pitch != REST}
+
+    # K:E with `=D`: the D after it in the bar, the D on the next line (a line end is no
+    # barline) and the D tied from it over a barline are natural, never the key's D#
+    assert 2 in pitch_classes("teste#3:4") and 3 not in pitch_classes("teste#3:4")
+    # K:D with `=c2c`: the second c is natural too, never the key's C#
+    assert 0 in pitch_classes("teste#4:5") and 1 not in pitch_classes("teste#4:5")
