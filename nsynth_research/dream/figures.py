@@ -1,23 +1,52 @@
-"""Pictures of dreams: spectrograms (one, a grid, before/after) and first-layer kernels.
+"""Pictures of dreams: page thumbnails, grids, channel rows, first-layer kernels.
 
 Spectrograms are drawn as the log-magnitude features the dream decodes to (train mean +
-normalised input x std), time across and frequency up, on one colour scale within a figure,
-so what is seen is what is heard. Every figure is drawn in matplotlib's default style, so a
-style set elsewhere in the process cannot change a logged picture.
+normalised input x std), time across and frequency up, and every spectrogram of a run on
+one colour scale (`Scale`): 0 (silence) to the largest value of any real validation note or
+dream shown, so a faint pattern is drawn faint and a dream is compared with notes as loud as
+it. A flagged dream is drawn hatched over grey with its flag, never as a clean picture.
+Figures use the project's plain style, so a style set elsewhere cannot change them.
 """
 
 from __future__ import annotations
 
+import io
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
+from PIL import Image
 
+from nsynth_research.core.plotstyle import figure_style
 from nsynth_research.instruments.config import SAMPLE_RATE, FeatureConfig
+
+CMAP = "magma"
+FEATURE_LABEL = "log(1 + scale |S|)"
+
+
+@dataclass(frozen=True)
+class Scale:
+    """The one colour scale of a run's spectrograms."""
+
+    vmax: float
+
+    @classmethod
+    def of(cls, arrays: Sequence[np.ndarray]) -> Scale:
+        return cls(max((float(np.max(a)) for a in arrays), default=1.0) or 1.0)
+
+
+@dataclass(frozen=True)
+class Panel:
+    """One spectrogram of a figure: features (frames, bins), its title and its flag."""
+
+    feats: np.ndarray
+    title: str
+    flag: str = ""
 
 
 def _extent(cfg: FeatureConfig, frames: int) -> tuple[float, float, float, float]:
@@ -29,56 +58,122 @@ def _freq_label(cfg: FeatureConfig) -> str:
     return "kHz" if cfg.kind == "stft" else "mel band"
 
 
-def _draw(ax: plt.Axes, feats: np.ndarray, cfg: FeatureConfig, vmax: float) -> plt.Artist:
-    return ax.imshow(
-        np.asarray(feats).T,
+def _draw(ax: plt.Axes, panel: Panel, cfg: FeatureConfig, scale: Scale) -> plt.Artist:
+    image = ax.imshow(
+        np.asarray(panel.feats).T,
         origin="lower",
         aspect="auto",
-        cmap="magma",
+        cmap=CMAP,
         vmin=0.0,
-        vmax=vmax,
-        extent=_extent(cfg, feats.shape[0]),
+        vmax=scale.vmax,
+        extent=_extent(cfg, panel.feats.shape[0]),
         interpolation="nearest",
+        alpha=0.25 if panel.flag else 1.0,
     )
+    if panel.flag:
+        ax.set_facecolor("#bbbbbb")
+        ax.text(
+            0.5,
+            0.5,
+            "FAILED\n" + panel.flag,
+            transform=ax.transAxes,
+            ha="center",
+            va="center",
+            fontsize=7,
+            color="#a00000",
+            wrap=True,
+            bbox={"facecolor": "white", "alpha": 0.85, "edgecolor": "#a00000"},
+        )
+    ax.set_title(panel.title, fontsize=8)
+    ax.tick_params(labelsize=7)
+    return image
 
 
-def spectrogram_figure(feats: np.ndarray, cfg: FeatureConfig, title: str) -> plt.Figure:
-    """One log-magnitude spectrogram (frames, bins)."""
-    with plt.style.context("default"):
-        fig, ax = plt.subplots(figsize=(6, 3.2), constrained_layout=True)
-        image = _draw(ax, feats, cfg, float(np.max(feats)) or 1.0)
-        ax.set(title=title, xlabel="time (s)", ylabel=_freq_label(cfg))
-        fig.colorbar(image, ax=ax, label="log(1 + scale |S|)")
-    return fig
+def panel_grid(
+    rows: int, cols: int, width: float, height: float, colorbar: bool = True
+) -> tuple[plt.Figure, np.ndarray, plt.Axes | None]:
+    """A figure of rows x cols panels sharing both axes, laid out by fixed margins (a layout
+    engine spends seconds per figure on dozens of panels), with a colour-bar axis."""
+    fig_w = cols * width + (1.6 if colorbar else 0.9)
+    fig_h = rows * height + 0.9
+    fig, axes = plt.subplots(
+        rows, cols, figsize=(fig_w, fig_h), squeeze=False, sharex=True, sharey=True
+    )
+    right = 1 - (1.3 if colorbar else 0.2) / fig_w
+    fig.subplots_adjust(
+        left=0.7 / fig_w,
+        right=right,
+        bottom=0.55 / fig_h,
+        top=1 - 0.6 / fig_h,
+        wspace=0.08,
+        hspace=0.45,
+    )
+    for ax in axes.flat:
+        ax.label_outer()
+    cax = fig.add_axes((1 - 1.05 / fig_w, 0.55 / fig_h, 0.14 / fig_w, 1 - 1.15 / fig_h))
+    if not colorbar:
+        cax.remove()
+    return fig, axes, cax if colorbar else None
+
+
+def label_grid(axes: np.ndarray, used: int, xlabel: str, ylabel: str) -> None:
+    """Hide the panels past `used` and label the lowest visible panel of each column."""
+    rows, cols = axes.shape
+    for k, ax in enumerate(axes.flat):
+        if k >= used:
+            ax.set_visible(False)
+    for c in range(cols):
+        visible = [r for r in range(rows) if r * cols + c < used]
+        if visible:
+            ax = axes[visible[-1], c]
+            ax.xaxis.set_tick_params(labelbottom=True)
+            ax.set_xlabel(xlabel, fontsize=8)
+    for ax in axes[:, 0]:
+        ax.set_ylabel(ylabel, fontsize=8)
+
+
+def thumbnail(feats: np.ndarray, scale: Scale, size: tuple[int, int] = (224, 112)) -> bytes:
+    """A small PNG of one spectrogram on the run's scale (no axes: the page labels it)."""
+    rgba = plt.get_cmap(CMAP)(np.clip(np.asarray(feats).T[::-1] / scale.vmax, 0.0, 1.0))
+    image = Image.fromarray((rgba[..., :3] * 255).astype(np.uint8)).resize(size, Image.BILINEAR)
+    # 64 colours of one colour map lose nothing visible and make the page several times smaller.
+    image = image.quantize(64)
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def colorbar_png(scale: Scale) -> bytes:
+    """The run's colour scale as a small labelled bar for the page."""
+    with figure_style():
+        fig, ax = plt.subplots(figsize=(4.0, 0.55), constrained_layout=True)
+        fig.colorbar(
+            plt.cm.ScalarMappable(matplotlib.colors.Normalize(0.0, scale.vmax), CMAP),
+            cax=ax,
+            orientation="horizontal",
+            label=FEATURE_LABEL,
+        )
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png", dpi=90)
+        plt.close(fig)
+    return buffer.getvalue()
 
 
 def grid_figure(
-    panels: Sequence[np.ndarray], titles: Sequence[str], cfg: FeatureConfig, title: str
+    panels: Sequence[Panel], cfg: FeatureConfig, scale: Scale, title: str, cols: int = 4
 ) -> plt.Figure:
-    """Spectrograms on one shared colour scale, four to a row, each named."""
-    cols = min(4, len(panels))
+    """Spectrograms on the run's colour scale, `cols` to a row, each named (and flagged)."""
+    cols = max(1, min(cols, len(panels)))
     rows = math.ceil(len(panels) / cols)
-    vmax = max(float(np.max(p)) for p in panels) or 1.0
-    with plt.style.context("default"):
-        fig, axes = plt.subplots(
-            rows,
-            cols,
-            figsize=(3.6 * cols, 2.6 * rows + 0.6),
-            squeeze=False,
-            constrained_layout=True,
-        )
+    with figure_style():
+        fig, axes, cax = panel_grid(rows, cols, 2.6, 1.7)
         image = None
-        for ax, feats, name in zip(axes.flat, panels, titles, strict=False):
-            image = _draw(ax, feats, cfg, vmax)
-            ax.set_title(name, fontsize=10)
-            ax.set_xlabel("time (s)", fontsize=8)
-            ax.set_ylabel(_freq_label(cfg), fontsize=8)
-            ax.tick_params(labelsize=7)
-        for ax in axes.flat[len(panels) :]:
-            ax.axis("off")
-        fig.suptitle(title)
-        if image is not None:
-            fig.colorbar(image, ax=axes, shrink=0.6, label="log(1 + scale |S|)")
+        for ax, panel in zip(axes.flat, panels, strict=False):
+            image = _draw(ax, panel, cfg, scale)
+        label_grid(axes, len(panels), "time (s)", _freq_label(cfg))
+        fig.suptitle(title, fontsize=10)
+        if image is not None and cax is not None:
+            fig.colorbar(image, cax=cax, label=FEATURE_LABEL)
     return fig
 
 
@@ -86,13 +181,14 @@ def kernel_figure(kernel: np.ndarray, title: str) -> plt.Figure:
     """A conv kernel (time, frequency, in, out) as one small image per output channel.
 
     Each kernel is drawn on its own symmetric colour scale (red +, blue -): filters differ in
-    norm, and a shared scale would show only the strongest few.
+    norm, and a shared scale would show only the strongest few. These are weights, not
+    spectrograms, so the run's spectrogram scale does not apply.
     """
     k = np.asarray(kernel)[:, :, 0, :]  # the first conv reads one input channel
     n = k.shape[-1]
     cols = math.ceil(math.sqrt(n))
     rows = math.ceil(n / cols)
-    with plt.style.context("default"):
+    with figure_style():
         fig, axes = plt.subplots(
             rows,
             cols,
@@ -123,29 +219,21 @@ def kernel_figure(kernel: np.ndarray, title: str) -> plt.Figure:
 
 
 def channel_grid_figure(
-    panels: dict[str, list[tuple[int, np.ndarray]]], cfg: FeatureConfig
+    rows: dict[str, list[Panel]], cfg: FeatureConfig, scale: Scale, title: str
 ) -> plt.Figure:
     """Inputs maximising channels: one row per layer, one column per channel."""
-    rows = len(panels)
-    cols = max(len(v) for v in panels.values())
-    vmax = max(float(np.max(x)) for v in panels.values() for _, x in v) or 1.0
-    with plt.style.context("default"):
-        fig, axes = plt.subplots(
-            rows,
-            cols,
-            figsize=(3.2 * cols, 2.3 * rows + 0.6),
-            squeeze=False,
-            constrained_layout=True,
-        )
-        for r, (layer, items) in enumerate(panels.items()):
+    cols = max(len(v) for v in rows.values())
+    with figure_style():
+        fig, axes, cax = panel_grid(len(rows), cols, 2.6, 1.7)
+        image = None
+        for r, panels in enumerate(rows.values()):
             for c in range(cols):
-                ax = axes[r, c]
-                if c >= len(items):
-                    ax.axis("off")
+                if c >= len(panels):
+                    axes[r, c].set_visible(False)
                     continue
-                channel, feats = items[c]
-                _draw(ax, feats, cfg, vmax)
-                ax.set_title(f"{layer} channel {channel}", fontsize=9)
-                ax.tick_params(labelsize=7)
-        fig.suptitle("Inputs that maximise selected channels (log-magnitude)")
+                image = _draw(axes[r, c], panels[c], cfg, scale)
+        label_grid(axes, axes.size, "time (s)", _freq_label(cfg))
+        fig.suptitle(title, fontsize=10)
+        if image is not None and cax is not None:
+            fig.colorbar(image, cax=cax, label=FEATURE_LABEL)
     return fig

@@ -1,10 +1,13 @@
-"""One HTML page per dream run: every spectrogram beside an audio player, with its numbers.
+"""One HTML page per dream run: each dream beside its start note and beside the real
+validation notes that most activate the same class or channel, each with a player.
 
-The pictures and sounds are embedded as data URIs rather than linked. MLflow's artifact
-viewer shows an HTML artifact from a `blob:` URL inside a sandboxed iframe, where a relative
-link resolves against nothing and every image and player would be broken; embedded, the page
-works there, from a downloaded copy, and straight from disk alike. Audio is embedded as
-MP3 to keep the page a few MB; the exact float WAVs sit beside it as artifacts.
+Pictures and sounds are embedded as data URIs: MLflow's artifact viewer shows an HTML
+artifact from a `blob:` URL inside a sandboxed iframe, where relative links resolve against
+nothing; embedded, the page works there, downloaded, and from disk alike. Every player is a
+loudness-matched MP3 copy (`loudness.match_loudness`, the exact WAVs stay artifacts), so what
+differs between two players is the sound, not its level. Thumbnails share the run's one
+colour scale; a dream that did not work shows its flag, and no picture where the picture
+would pass for content (no gradient, maximised by silence).
 """
 
 from __future__ import annotations
@@ -13,96 +16,158 @@ import base64
 import html
 import io
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 
-from nsynth_research.dream.dreams import Dream
-from nsynth_research.instruments.families import FAMILIES
+from nsynth_research.core.files import atomic_write_text
+from nsynth_research.dream.loudness import match_loudness
+from nsynth_research.instruments.config import SAMPLE_RATE
 
-SECTIONS = (
-    ("class", "Class dreams: inputs that maximise each family's logit"),
-    ("source", "Start notes of the class dreams (through Griffin-Lim, for a fair comparison)"),
-    ("deepdream-source", "DeepDream: the note before"),
-    ("deepdream", "DeepDream: the note after"),
-    ("channel", "Channels: inputs that maximise one channel of a conv block"),
-)
 STYLE = """
-body { font-family: sans-serif; margin: 1.5em; max-width: 1200px; }
-.item { display: flex; align-items: center; gap: 1em; margin: 0.6em 0;
-        border-bottom: 1px solid #ddd; padding-bottom: 0.6em; }
-.item img { width: 480px; }
-.meta { font-size: 0.9em; }
-table { border-collapse: collapse; } td, th { padding: 2px 8px; border: 1px solid #ccc; }
+body { font-family: sans-serif; margin: 1.2em; max-width: 1500px; }
+.row { display: flex; align-items: flex-start; gap: 0.6em; margin: 0.4em 0; }
+.cells { display: flex; flex-wrap: wrap; align-items: flex-start; gap: 0.6em; }
+.label { flex: 0 0 9em; font-size: 0.85em; color: #444; padding-top: 2em; }
+h3.family { margin: 1.4em 0 0.2em 0; border-top: 2px solid #888; padding-top: 0.4em; }
+.cell { width: 232px; font-size: 0.78em; border: 1px solid #ddd; padding: 3px; }
+.cell img { width: 224px; height: 112px; display: block; }
+.cell audio { width: 224px; height: 28px; }
+.pair { display: flex; gap: 2px; align-items: center; }
+.arrow { font-size: 1.6em; color: #888; }
+.flag { color: #a00000; font-weight: bold; }
+.remark { color: #8a5a00; }
+.hidden { width: 224px; height: 112px; background: #ccc; color: #a00000; display: flex;
+          align-items: center; justify-content: center; text-align: center; }
+.real { background: #f4f8ff; }
+pre { background: #f6f6f6; padding: 0.5em; }
 """
 
 
-def _data_uri(data: bytes, mime: str) -> str:
+@dataclass
+class Cell:
+    """One tile of the page: a picture, a player and a few lines about them."""
+
+    title: str
+    thumb: bytes | None
+    audio: np.ndarray | None
+    lines: list[str] = field(default_factory=list)
+    flags: list[str] = field(default_factory=list)
+    remarks: list[str] = field(default_factory=list)
+    real: bool = False
+    #: Shown in place of the picture when `thumb` is None.
+    hidden_because: str = ""
+    #: The dream's artifact key (or the note's name), as the cell's `data-key`.
+    key: str = ""
+
+
+@dataclass
+class Row:
+    label: str
+    cells: list[Cell | tuple[Cell, Cell]]
+    #: A heading between rows (no cells).
+    heading: bool = False
+
+
+@dataclass
+class Section:
+    heading: str
+    intro: str = ""
+    rows: list[Row] = field(default_factory=list)
+
+
+def _uri(data: bytes, mime: str) -> str:
     return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
 
 
-def _listening_copy(wav: Path) -> bytes:
-    """The WAV as MP3 for the page (a tenth of the size; the exact float WAV stays an
-    artifact), scaled down only if its peak exceeds full scale, which MP3 would clip."""
-    audio, rate = sf.read(wav, dtype="float32")
-    peak = float(np.max(np.abs(audio))) if audio.size else 0.0
-    if peak > 0.99:
-        audio = audio * (0.99 / peak)
+def _player(audio: np.ndarray, target: float) -> tuple[str, str]:
+    matched = match_loudness(audio, target)
     buffer = io.BytesIO()
-    sf.write(buffer, audio, rate, format="MP3", subtype="MPEG_LAYER_III")
-    return buffer.getvalue()
+    sf.write(buffer, matched.audio, SAMPLE_RATE, format="MP3", subtype="MPEG_LAYER_III")
+    if not np.isfinite(matched.loudness):
+        note = "silent (below the -70 LUFS gate)"
+    elif matched.peak_limited:
+        note = f"played at {matched.loudness:.0f} LUFS (peak-limited, {matched.gain_db:+.0f} dB)"
+    else:
+        note = f"played at {matched.loudness:.0f} LUFS ({matched.gain_db:+.0f} dB)"
+    return _uri(buffer.getvalue(), "audio/mpeg"), note
 
 
-def _numbers(d: Dream) -> str:
-    parts = []
-    if d.target is not None and d.prob_before is not None and d.prob_after is not None:
-        parts.append(
-            f"p({FAMILIES[d.target]}) {d.prob_before:.3f} &rarr; {d.prob_after:.3f} (input space)"
-        )
-    if "roundtrip_top" in d.extra:
-        heard = f"WAV heard as <b>{html.escape(str(d.extra['roundtrip_top']))}</b>"
-        if "roundtrip_prob" in d.extra:
-            heard += f", p({FAMILIES[d.target or 0]}) {float(d.extra['roundtrip_prob']):.3f}"
-        parts.append(heard)
-    if "peak" in d.extra:
-        parts.append(f"peak {float(d.extra['peak']):.2f}")
-    return "<br>".join(parts)
+def _cell(c: Cell, target: float) -> str:
+    e = html.escape
+    if c.thumb is not None:
+        picture = f'<img src="{_uri(c.thumb, "image/png")}" alt="{e(c.title)}">'
+    else:
+        picture = f'<div class="hidden">no picture:<br>{e(c.hidden_because)}</div>'
+    parts = [
+        f'<div class="cell{" real" if c.real else ""}" data-key="{e(c.key)}">',
+        picture,
+        f"<b>{e(c.title)}</b>",
+    ]
+    if c.audio is not None:
+        src, note = _player(c.audio, target)
+        parts.append(f'<br><audio controls preload="none" src="{src}"></audio><br>{e(note)}')
+    parts += [f"<br>{line}" for line in c.lines]
+    parts += [f'<br><span class="flag">FAILED: {e(f)}</span>' for f in c.flags]
+    parts += [f'<br><span class="remark">{e(r)}</span>' for r in c.remarks]
+    return "".join(parts) + "</div>"
+
+
+def _row(row: Row, target: float) -> str:
+    cells = []
+    for item in row.cells:
+        if isinstance(item, tuple):
+            start, dream = item
+            cells.append(
+                f'<div class="pair">{_cell(start, target)}<span class="arrow">&rarr;</span>'
+                f"{_cell(dream, target)}</div>"
+            )
+        else:
+            cells.append(_cell(item, target))
+    if row.heading:
+        return f'<h3 class="family">{html.escape(row.label)}</h3>'
+    return (
+        f'<div class="row"><div class="label">{html.escape(row.label)}</div>'
+        f'<div class="cells">{"".join(cells)}</div></div>'
+    )
+
+
+def _figure(caption: str, png: bytes) -> str:
+    return (
+        f"<h3>{html.escape(caption)}</h3>"
+        f'<img style="max-width:100%" src="{_uri(png, "image/png")}" alt="{html.escape(caption)}">'
+    )
 
 
 def write_page(
-    out: Path, dreams: Sequence[Dream], *, title: str, intro: str, figures: Sequence[str]
+    out: Path,
+    *,
+    title: str,
+    intro: str,
+    figures: Sequence[tuple[str, bytes]],
+    sections: Sequence[Section],
+    loudness: float,
+    appendix: Sequence[tuple[str, bytes]] = (),
 ) -> Path:
-    """`out/index.html` from the PNG and WAV of each dream already written under `out`;
-    `figures` are further PNGs (grids, kernels) shown at the top."""
-    body = [f"<h1>{html.escape(title)}</h1>", f"<p>{intro}</p>"]
-    for rel in figures:
-        path = out / rel
-        if path.is_file():
-            body.append(
-                f'<h3>{html.escape(rel)}</h3><img style="max-width:100%" '
-                f'src="{_data_uri(path.read_bytes(), "image/png")}" alt="{html.escape(rel)}">'
-            )
-    for kind, heading in SECTIONS:
-        items = [d for d in dreams if d.kind == kind]
-        if not items:
-            continue
-        body.append(f"<h2>{html.escape(heading)}</h2>")
-        for d in items:
-            png, wav = out / f"{d.key}.png", out / f"{d.key}.wav"
-            sound = _data_uri(_listening_copy(wav), "audio/mpeg")
-            body.append(
-                '<div class="item">'
-                f'<img src="{_data_uri(png.read_bytes(), "image/png")}" '
-                f'alt="{html.escape(d.title)}">'
-                f'<div class="meta"><b>{html.escape(d.title)}</b><br>'
-                f'<audio controls preload="none" src="{sound}"></audio>'
-                f"<br>{_numbers(d)}</div></div>"
-            )
+    """`out/index.html`; `intro` is trusted HTML, `figures` (caption, PNG) come before the
+    sections and `appendix` figures after them."""
+    body = [f"<h1>{html.escape(title)}</h1>", intro]
+    body.extend(_figure(c, png) for c, png in figures)
+    for section in sections:
+        body.append(f"<h2>{html.escape(section.heading)}</h2>")
+        if section.intro:
+            body.append(f"<p>{section.intro}</p>")
+        body.extend(_row(r, loudness) for r in section.rows)
+    if appendix:
+        body.append("<h2>Weights</h2>")
+        body.extend(_figure(c, png) for c, png in appendix)
     page = out / "index.html"
-    page.write_text(
+    atomic_write_text(
+        page,
         "<!DOCTYPE html>\n<html><head><meta charset='utf-8'>"
         f"<title>{html.escape(title)}</title><style>{STYLE}</style></head>"
-        f"<body>{''.join(body)}</body></html>\n"
+        f"<body>{''.join(body)}</body></html>\n",
     )
     return page

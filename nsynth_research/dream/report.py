@@ -1,9 +1,10 @@
-"""A dream's artifacts in one folder: WAVs and their round trip, pictures, numbers, the page.
+"""A dream's numbers: its audio and round trip, the per-family table, summary.json, the
+arrays, and the lines `make dream` prints.
 
-Layout (relative to the folder, which `run` logs as the run's artifact root):
-`class/<family>_<start>.{png,wav}`, `class/grid_<start>.png`, `class/sources/...`,
-`deepdream/...`, `filters/conv0_kernels.png`, `filters/channels.png`, `channels/...`,
-`summary.json` and `index.html`.
+Artifact layout (relative to the folder `run` logs as the run's root): `<key>.wav` for every
+dream and real start note (`class/<family>/<start>_s<seed>`, `class/starts/<note>`,
+`deepdream/...`, `channels/<layer>_<channel>`), `dreams.npz`, `summary.json`, the figures
+(`figures.draw`) and `index.html` (`page.write_page`).
 """
 
 from __future__ import annotations
@@ -15,23 +16,20 @@ from pathlib import Path
 from typing import Any
 
 import keras
-import matplotlib.pyplot as plt
 import numpy as np
 
+from nsynth_research.core.files import atomic_write_text
 from nsynth_research.dream.audio import (
-    denormalise,
     dream_audio,
+    inaudible,
     normalised_features,
     read_wav,
+    to_full_scale,
     write_wav,
 )
 from nsynth_research.dream.dreams import Dream
-from nsynth_research.dream.figures import (
-    channel_grid_figure,
-    grid_figure,
-    kernel_figure,
-    spectrogram_figure,
-)
+from nsynth_research.dream.flags import failed
+from nsynth_research.dream.loudness import integrated_loudness
 from nsynth_research.dream.objectives import probabilities
 from nsynth_research.instruments.config import FeatureConfig
 from nsynth_research.instruments.families import FAMILIES
@@ -49,142 +47,139 @@ class Decoder:
     seed: int
 
 
-def _save(fig: plt.Figure, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
-    return path
+def hear(dreams: Sequence[Dream], decoder: Decoder, out: Path) -> dict[str, np.ndarray]:
+    """Write every dream's WAV (at or below full scale), read the files back and classify
+    them (the round trip); returns the written audio by key.
 
-
-def hear(dreams: Sequence[Dream], decoder: Decoder, out: Path) -> None:
-    """Write every dream's WAV, read the files back and classify them (the round trip).
-
-    The results go into each dream's `extra`: `roundtrip_top` (the family the WAV is heard
-    as) and, where the dream has a target, `roundtrip_prob` and `roundtrip_hit`.
+    Sets `extra`: `peak_raw` (Griffin-Lim's own peak), `gain_db` (applied to bring it within
+    full scale; 0 when none was needed), `peak`, `loudness` (LUFS), `heard_as`, `heard_p`;
+    or `no_audio` (why) for features that cannot be turned back into a signal.
     """
+    reason = inaudible(decoder.features)
+    if reason or not dreams:
+        for d in dreams:
+            d.extra["no_audio"] = reason
+        return {}
+    # Real notes go through Griffin-Lim too: they are the fair "before".
+    raw = dream_audio(
+        np.stack([d.x for d in dreams]),
+        decoder.stats,
+        decoder.features,
+        n_iter=decoder.griffin_lim_iters,
+        seed=decoder.seed,
+    )
+    written: dict[str, np.ndarray] = {}
     paths = []
-    for i, d in enumerate(dreams):
-        # Undreamed notes go through Griffin-Lim too: they are the fair "before".
-        audio = dream_audio(
-            d.x,
-            decoder.stats,
-            decoder.features,
-            n_iter=decoder.griffin_lim_iters,
-            seed=decoder.seed + i,
-        )
+    for d, signal in zip(dreams, raw, strict=True):
+        audio, gain_db = to_full_scale(signal)
         paths.append(write_wav(out / f"{d.key}.wav", audio))
-        d.extra["peak"] = float(np.max(np.abs(audio)))
-    for lo in range(0, len(paths), 16):
-        chunk = paths[lo : lo + 16]
+        written[d.key] = audio
+        d.extra.update(
+            peak_raw=float(np.max(np.abs(signal))),
+            gain_db=gain_db,
+            peak=float(np.max(np.abs(audio))),
+            loudness=integrated_loudness(audio),
+        )
+    for lo in range(0, len(paths), 32):
+        chunk = paths[lo : lo + 32]
         x = normalised_features(
             np.stack([read_wav(p) for p in chunk]), decoder.stats, decoder.features
         )
-        probs = probabilities(decoder.model, x)
-        for d, p in zip(dreams[lo : lo + 16], probs, strict=True):
-            d.extra["roundtrip_top"] = FAMILIES[int(np.argmax(p))]
+        for d, p in zip(dreams[lo : lo + 32], probabilities(decoder.model, x), strict=True):
+            d.extra["heard_as"] = FAMILIES[int(np.argmax(p))]
             if d.target is not None:
-                d.extra["roundtrip_prob"] = float(p[d.target])
-                d.extra["roundtrip_hit"] = float(int(np.argmax(p)) == d.target)
-
-
-def draw(
-    dreams: Sequence[Dream],
-    decoder: Decoder,
-    out: Path,
-    *,
-    layer: str,
-    first_kernel: np.ndarray,
-) -> list[Path]:
-    """Every dream's own PNG, the class grids, the DeepDream before/after, the filter grids."""
-    feats = {d.key: denormalise(d.x, decoder.stats, decoder.features) for d in dreams}
-    cfg = decoder.features
-    written = [
-        _save(spectrogram_figure(feats[d.key], cfg, _caption(d)), out / f"{d.key}.png")
-        for d in dreams
-    ]
-    classes = [d for d in dreams if d.kind == "class"]
-    for start in dict.fromkeys(str(d.extra["start"]) for d in classes):
-        group = [d for d in classes if d.extra["start"] == start]
-        fig = grid_figure(
-            [feats[d.key] for d in group],
-            [f"{FAMILIES[d.target]}  p {d.prob_before:.2f} -> {d.prob_after:.2f}" for d in group],
-            cfg,
-            f"Class dreams from {start}: inputs that maximise each family's logit",
-        )
-        written.append(_save(fig, out / f"class/grid_{start.replace(' ', '_')}.png"))
-    deep = [d for d in dreams if d.kind in ("deepdream", "deepdream-source")]
-    if deep:
-        fig = grid_figure(
-            [feats[d.key] for d in deep],
-            [d.title for d in deep],
-            cfg,
-            f"DeepDream of a note: {layer} amplified",
-        )
-        written.append(_save(fig, out / "deepdream/before_after.png"))
-    written.append(
-        _save(kernel_figure(first_kernel, "First conv kernels"), out / "filters/conv0_kernels.png")
-    )
-    panels: dict[str, list[tuple[int, np.ndarray]]] = {}
-    for d in dreams:
-        if d.kind == "channel":
-            panels.setdefault(str(d.extra["layer"]), []).append(
-                (int(d.extra["channel"]), feats[d.key])
-            )
-    if panels:
-        written.append(_save(channel_grid_figure(panels, cfg), out / "filters/channels.png"))
+                d.extra["heard_p"] = float(p[d.target])
     return written
 
 
-def _caption(d: Dream) -> str:
-    if d.target is None or d.prob_before is None or d.prob_after is None:
-        return d.title
-    return f"{d.title}: p({FAMILIES[d.target]}) {d.prob_before:.2f} -> {d.prob_after:.2f}"
-
-
 def family_table(dreams: Sequence[Dream]) -> dict[str, dict[str, Any]]:
-    """Per target family: probability before/after per start, and the round-trip rate."""
+    """Per target family: each class dream's outcome, and the success and round-trip rates."""
     table: dict[str, dict[str, Any]] = {}
     for d in dreams:
         if d.kind != "class" or d.target is None:
             continue
-        row = table.setdefault(FAMILIES[d.target], {"starts": {}, "hits": []})
-        row["starts"][str(d.extra["start"])] = {
-            "prob_before": d.prob_before,
-            "prob_after": d.prob_after,
-            "roundtrip_prob": d.extra.get("roundtrip_prob"),
-            "roundtrip_top": d.extra.get("roundtrip_top"),
-        }
-        row["hits"].append(d.extra.get("roundtrip_hit", 0.0))
-    for row in table.values():
-        hits = row.pop("hits")
-        row["roundtrip_rate"] = float(np.mean(hits)) if hits else None
+        row = table.setdefault(FAMILIES[d.target], {"dreams": []})
+        row["dreams"].append(
+            {
+                "key": d.key,
+                "start": d.start,
+                "seed": d.seed,
+                "start_note": d.start_key,
+                "reached": bool(d.reached),
+                "p_before": float(d.probs_before[d.target]) if d.probs_before is not None else None,
+                "p_after": float(d.probs_after[d.target]) if d.probs_after is not None else None,
+                "heard_as": d.extra.get("heard_as"),
+                "heard_p": d.extra.get("heard_p"),
+                "flags": list(d.flags),
+            }
+        )
+    for name, row in table.items():
+        for start in ("noise", "note"):
+            mine = [r for r in row["dreams"] if r["start"] == start]
+            row[f"reached_{start}"] = sum(r["reached"] for r in mine)
+            row[f"count_{start}"] = len(mine)
+        row["heard"] = sum(r["heard_as"] == name for r in row["dreams"])
+        row["count"] = len(row["dreams"])
     return table
 
 
-def format_table(table: dict[str, dict[str, Any]], sources: Sequence[Dream]) -> str:
-    """The closing summary printed by `make dream`: one line per family."""
-    lines = ["family       start          p before  p after  round trip (heard as)     rate"]
+def control(dreams: Sequence[Dream]) -> tuple[int, int]:
+    """Griffin-Lim's own damage: of the distinct real start notes that were heard, how many
+    the model still classifies as it did before the features -> Griffin-Lim -> features
+    round trip."""
+    starts = {d.key: d for d in dreams if d.kind == "start" and "heard_as" in d.extra}
+    same = sum(
+        d.extra["heard_as"] == FAMILIES[int(np.argmax(d.probs_after))]
+        for d in starts.values()
+        if d.probs_after is not None
+    )
+    return same, len(starts)
+
+
+def format_table(table: dict[str, dict[str, Any]], dreams: Sequence[Dream]) -> str:
+    """The closing summary printed by `make dream`: one line per family, then the totals."""
+    lines = ["family       reached (noise)  reached (note)  heard after Griffin-Lim"]
     for family, row in table.items():
-        for i, (start, s) in enumerate(row["starts"].items()):
-            rate = f"{row['roundtrip_rate']:.2f}" if i == 0 else ""
-            trip = f"{s['roundtrip_prob']:.2f} ({s['roundtrip_top']})"
-            lines.append(
-                f"{family if i == 0 else '':<12} {start:<14} {s['prob_before']:8.3f} "
-                f"{s['prob_after']:8.3f}  {trip:<24} {rate:>5}"
-            )
-    rates = [r["roundtrip_rate"] for r in table.values()]
-    lines.append(f"round-trip rate over all class dreams: {np.mean(rates):.2f}")
-    if sources:
-        # Griffin-Lim's own damage: does the model still hear a real note as it did before?
-        same = sum(d.extra.get("roundtrip_top") == d.extra.get("input_top") for d in sources)
         lines.append(
-            f"control: {same} of {len(sources)} real start notes are classified the same after "
-            "features -> Griffin-Lim -> features"
+            f"{family:<12} {row['reached_noise']:>7} of {row['count_noise']:<6} "
+            f"{row['reached_note']:>6} of {row['count_note']:<6} "
+            f"{row['heard']:>8} of {row['count']}"
+        )
+    same, total = control(dreams)
+    if total:
+        lines.append(
+            f"control: {same} of {total} distinct real start notes are classified the same "
+            "after features -> Griffin-Lim -> features"
+        )
+    else:
+        lines.append("control: none (no audio for these features)")
+    channels = [d for d in dreams if d.kind == "channel"]
+    if channels:
+        lines.append(f"channels: {sum(map(failed, channels))} of {len(channels)} flagged")
+    audio = [d for d in dreams if "peak" in d.extra]
+    if audio:
+        turned = [d.extra["gain_db"] for d in audio if d.extra["gain_db"] < 0]
+        lines.append(
+            f"WAVs: {len(audio)}, highest peak {max(d.extra['peak'] for d in audio):.3f}; "
+            f"{len(turned)} turned down to full scale"
+            + (f" (by {-min(turned):.1f} dB at most)" if turned else "")
         )
     return "\n".join(lines)
 
 
+#: Kinds that are optimised inputs (the others are real notes, kept as their note names).
+DREAMED = ("class", "deepdream", "channel")
+
+
+def save_arrays(out: Path, dreams: Sequence[Dream]) -> Path:
+    """Every dreamed input (normalised, exactly what the model saw) in one npz, by key."""
+    path = out / "dreams.npz"
+    arrays = {d.key: d.x.astype(np.float32) for d in dreams if d.kind in DREAMED}
+    np.savez_compressed(path, **arrays)
+    return path
+
+
 def write_summary(out: Path, summary: dict[str, Any]) -> Path:
     path = out / "summary.json"
-    path.write_text(json.dumps(summary, indent=2, sort_keys=False) + "\n")
+    atomic_write_text(path, json.dumps(summary, indent=2, sort_keys=False) + "\n")
     return path

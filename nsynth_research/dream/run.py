@@ -1,10 +1,10 @@
 """`make dream`: dream a logged instrument model and log the dream as its own MLflow run.
 
-The dream run lives in the model run's experiment, tagged with the model run id
-(`dream_of`), its seed and its own config (`dream_config.yaml`), so it sits next to the
-model in the UI and can be re-made from those alone. The model's features, normalisation and
-network all come from the model run (its config, `train_stats.npz` and logged model), never
-from the current code's defaults; the start notes come from that run's validation split.
+Dream runs live in the experiment `dreams`, never in the model's study experiment, each
+tagged `dream_of=<model run id>` and described (`mlflow.note.content`) by the model run and
+what was dreamed. Settings are params (and `dream_config.yaml`), outcomes are metrics (rates,
+flag counts, WAV levels, per-step curves), and the artifacts are the WAVs, the dreamed arrays
+(`dreams.npz`), the figures, `summary.json` and the page `index.html`.
 """
 
 from __future__ import annotations
@@ -12,44 +12,57 @@ from __future__ import annotations
 import logging
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import keras
 import mlflow
 import numpy as np
 import tensorflow as tf
+import yaml
 
-from nsynth_research.core.config import TrackingConfig
-from nsynth_research.core.errors import UserError
+from nsynth_research.core.config import TrackingConfig, flatten
+from nsynth_research.core.describe import set_experiment_note, set_run_note
 from nsynth_research.core.tracking import get_run, open_store, tracked_run
-from nsynth_research.dream.ascent import Bounds
-from nsynth_research.dream.audio import normalised_features
-from nsynth_research.dream.config import DREAM_CONFIG_ARTIFACT, DreamConfig, check_families
-from nsynth_research.dream.dreams import (
-    Dream,
-    channel_dreams,
-    class_dreams,
-    deep_dream,
-    source_notes,
-)
-from nsynth_research.dream.objectives import check_layer, conv_layers, probabilities
-from nsynth_research.dream.page import write_page
+from nsynth_research.dream.artifacts import write_artifacts
+from nsynth_research.dream.compute import Prepared, compute, prepare
+from nsynth_research.dream.config import DREAM_CONFIG_ARTIFACT, DreamConfig
+from nsynth_research.dream.curves import curve_metrics
+from nsynth_research.dream.dreams import Dream
+from nsynth_research.dream.flags import failed
 from nsynth_research.dream.report import (
     Decoder,
-    draw,
+    control,
     family_table,
     format_table,
     hear,
     write_summary,
 )
 from nsynth_research.instruments.config import InstrumentConfig
-from nsynth_research.instruments.data.audio import load_audio
-from nsynth_research.instruments.data.reader import read_split
-from nsynth_research.instruments.families import FAMILIES, FAMILY_INDEX
-from nsynth_research.instruments.predict import Predictor, load_predictor, resolve_run
+from nsynth_research.instruments.families import FAMILIES
+from nsynth_research.instruments.predict import load_predictor, resolve_run
 
 log = logging.getLogger(__name__)
+
+DREAM_EXPERIMENT = "dreams"
+
+
+class Timings:
+    """Wall and process-CPU seconds per phase (CPU time tells a busy machine's share apart)."""
+
+    def __init__(self) -> None:
+        self.wall: dict[str, float] = {}
+        self.cpu: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, phase: str) -> Iterator[None]:
+        wall, cpu = time.perf_counter(), time.process_time()
+        yield
+        self.wall[phase] = time.perf_counter() - wall
+        self.cpu[phase] = time.process_time() - cpu
 
 
 @dataclass(frozen=True)
@@ -63,191 +76,133 @@ class DreamResult:
 def dream_model(model: str, config: DreamConfig, tracking: TrackingConfig) -> DreamResult:
     """Dream the model behind `model` (run id, runs:/ or models:/ URI) and log the run."""
     started = time.perf_counter()
-    families = check_families(config.families)
     client = open_store(tracking)
     model_run_id = resolve_run(client, model)
     predictor = load_predictor(model_run_id, InstrumentConfig(tracking=tracking))
-    layer = check_layer(predictor.model, config.layer)
-    model_run = get_run(client, model_run_id)
-    experiment = client.get_experiment(model_run.info.experiment_id).name
-    model_name = model_run.data.tags.get("mlflow.runName", model_run_id)
+    model_name = get_run(client, model_run_id).data.tags.get("mlflow.runName", model_run_id)
     keras.utils.set_random_seed(config.seed)
     tf.config.experimental.enable_op_determinism()
+    timings = Timings()
+    with timings("validation_notes"):
+        prep = prepare(predictor, config)
     tags = {
         "task": "dream",
         "dream_of": model_run_id,
         "seed": str(config.seed),
-        "dream_layer": layer,
-        "dream_families": ",".join(families),
+        "dream_layer": prep.layer,
+        "dream_objective": config.objective,
+        "dream_families": ",".join(prep.families),
     }
     with (
         tracked_run(
-            tracking, run_name=f"dream {model_name}", experiment=experiment, tags=tags
+            tracking, run_name=f"dream {model_name}", experiment=DREAM_EXPERIMENT, tags=tags
         ) as run,
         tempfile.TemporaryDirectory() as tmp,
     ):
-        mlflow.log_text(config_yaml(config), DREAM_CONFIG_ARTIFACT)
+        run_id = run.info.run_id
+        set_experiment_note(
+            client,
+            run.info.experiment_id,
+            "Deep Dream runs of instrument models: each names its model run (tag dream_of) "
+            "and holds its page (index.html), WAVs, dreamed arrays and per-step curves.",
+        )
+        set_run_note(client, run_id, describe(prep, model, model_run_id, model_name))
+        mlflow.log_params(params(prep, model, model_run_id))
+        mlflow.log_text(
+            yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False), DREAM_CONFIG_ARTIFACT
+        )
         out = Path(tmp)
-        dreams = compute(predictor, config, families, layer)
-        summary, table = _report(predictor, config, dreams, out, layer, model, model_run_id)
-        seconds = time.perf_counter() - started
-        summary["wall_seconds"] = seconds
+        with timings("ascent"):
+            dreams = compute(prep)
+        decoder = Decoder(
+            predictor.model,
+            predictor.stats,
+            predictor.config.features,
+            config.griffin_lim_iters,
+            config.seed,
+        )
+        with timings("griffin_lim"):
+            audio = hear(dreams, decoder, out)
+        with timings("figures_page"):
+            table = family_table(dreams)
+            text = format_table(table, dreams)
+            write_artifacts(
+                prep, dreams, audio, out, text, f"Dreams of {model} (run {model_run_id})"
+            )
+        summary = _summary(prep, dreams, table, model, model_run_id)
+        summary["timings"] = timings.wall
+        summary["cpu_seconds"] = timings.cpu
+        summary["wall_seconds"] = time.perf_counter() - started
         write_summary(out, summary)
         mlflow.log_artifacts(str(out))
-        mlflow.log_metrics(_metrics(summary))
-        run_id = run.info.run_id
-    return DreamResult(run_id, model_run_id, seconds, table)
+        metrics = _metrics(summary, dreams)
+        mlflow.log_metrics(metrics)
+        client.log_batch(run_id, metrics=curve_metrics(dreams, int(time.time() * 1000)))
+    return DreamResult(run_id, model_run_id, time.perf_counter() - started, text)
 
 
-def config_yaml(config: DreamConfig) -> str:
-    import yaml
-
-    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
-
-
-def compute(
-    predictor: Predictor, config: DreamConfig, families: tuple[str, ...], layer: str
-) -> list[Dream]:
-    """All dreams of one run, in the order they are shown."""
-    cfg = predictor.config.features
-    model, stats = predictor.model, predictor.stats
-    bounds = Bounds.of(stats, cfg)
-    rng = np.random.default_rng(config.seed)
-    shape = (cfg.frames, cfg.bins)
-    valid = read_split(predictor.config.data.root, "valid")
-    sources = source_notes(valid, families)
-    if not sources:
-        raise UserError(f"the validation split of {predictor.config.data.root} has no notes")
-    note_x = {
-        note.note_str: x
-        for note, x in zip(
-            sources.values(),
-            normalised_features(
-                np.stack([load_audio(n.path) for n in sources.values()]), stats, cfg
-            ),
-            strict=True,
-        )
-    }
-    noise = config.noise_std * rng.standard_normal((len(families), *shape)).astype(np.float32)
-    # A family whose own successor has no validation note still gets a start: the first one.
-    first = next(iter(sources.values()))
-    picked = [sources.get(f, first) for f in families]
-    starts = {
-        "noise": noise,
-        "note": np.stack([note_x[n.note_str] for n in picked]),
-    }
-    log.info("class dreams: %d families x %d starts", len(families), len(starts))
-    dreams = class_dreams(model, families, starts, config, bounds, rng)
-    for d, n in zip([d for d in dreams if d.extra["start"] == "note"], picked, strict=True):
-        d.title = f"{FAMILIES[d.target or 0]} (from {FAMILIES[n.family]} note {n.note_str})"
-    src_probs = probabilities(model, np.stack([note_x[n.note_str] for n in sources.values()]))
-    for n, p in zip(sources.values(), src_probs, strict=True):
-        dreams.append(
-            Dream(
-                key=f"class/sources/{n.note_str}",
-                title=f"{n.note_str} (start)",
-                x=note_x[n.note_str],
-                kind="source",
-                target=n.family,
-                prob_before=float(p[n.family]),
-                prob_after=float(p[n.family]),
-                extra={"input_top": FAMILIES[int(np.argmax(p))]},
-            )
-        )
-    dd_note = next((n for n in valid if n.family == FAMILY_INDEX[families[0]]), picked[0])
-    dd_x = normalised_features(load_audio(dd_note.path)[None], stats, cfg)[0]
-    log.info("DeepDream of %s at %s", dd_note.note_str, layer)
-    dreamed = deep_dream(model, layer, dd_x, config, bounds, rng)
-    p_before, p_after = probabilities(model, np.stack([dd_x, dreamed]))[:, dd_note.family]
-    dreams.append(
-        Dream(
-            key="deepdream/before",
-            title=f"{dd_note.note_str} before",
-            x=dd_x,
-            kind="deepdream-source",
-            target=dd_note.family,
-            prob_before=float(p_before),
-            prob_after=float(p_before),
-        )
+def describe(prep: Prepared, model: str, model_run_id: str, model_name: str) -> str:
+    cfg = prep.config
+    return (
+        f"Deep Dream of model run {model_run_id} ({model_name}, {model}): class dreams of "
+        f"{len(prep.families)} families x {cfg.seeds} seeds from noise and from real notes "
+        f"({cfg.objective} objective), DeepDream of a note at {prep.layer}, and "
+        f"{len(prep.channels)} channels of {len(prep.blocks)} conv blocks; real notes from "
+        f"the validation split of {prep.predictor.config.data.root} ({len(prep.pool.notes)} "
+        "notes scored). Open index.html among the artifacts."
     )
-    dreams.append(
-        Dream(
-            key=f"deepdream/after_{layer}",
-            title=f"{dd_note.note_str}, {layer} amplified",
-            x=dreamed,
-            kind="deepdream",
-            target=dd_note.family,
-            prob_before=float(p_before),
-            prob_after=float(p_after),
-        )
-    )
-    log.info("channel dreams over %s", ", ".join(conv_layers(model)))
-    dreams.extend(channel_dreams(model, config, bounds, rng, shape))
-    return dreams
 
 
-def _report(
-    predictor: Predictor,
-    config: DreamConfig,
-    dreams: list[Dream],
-    out: Path,
-    layer: str,
-    model: str,
-    model_run_id: str,
-) -> tuple[dict, str]:
-    decoder = Decoder(
-        predictor.model,
-        predictor.stats,
-        predictor.config.features,
-        config.griffin_lim_iters,
-        config.seed,
-    )
-    log.info("Griffin-Lim and round trip of %d inputs", len(dreams))
-    hear(dreams, decoder, out)
-    first_conv = predictor.model.get_layer(conv_layers(predictor.model)[0])
-    figures = draw(dreams, decoder, out, layer=layer, first_kernel=first_conv.get_weights()[0])
-    table = family_table(dreams)
-    text = format_table(table, [d for d in dreams if d.kind == "source"])
-    grids = sorted(str(p.relative_to(out)) for p in figures if "grid_" in p.name)
-    write_page(
-        out,
-        dreams,
-        title=f"Dreams of {model} (run {model_run_id})",
-        intro=(
-            "Spectrograms show log(1 + scale |S|) of the dreamed input after undoing the "
-            "normalisation; audio is Griffin-Lim at the model's n_fft and hop. "
-            f"<pre>{text}</pre>"
-        ),
-        figures=[
-            *grids,
-            "deepdream/before_after.png",
-            "filters/conv0_kernels.png",
-            "filters/channels.png",
-        ],
-    )
-    summary = {
+def params(prep: Prepared, model: str, model_run_id: str) -> dict[str, str]:
+    resolved = prep.config.model_copy(update={"layer": prep.layer, "families": prep.families})
+    flat = flatten(resolved.model_dump(mode="json"))
+    out = {k: ",".join(map(str, v)) if isinstance(v, list) else str(v) for k, v in flat.items()}
+    out.update(model=model, model_run_id=model_run_id, example_pool_used=str(len(prep.pool.notes)))
+    return out
+
+
+def _summary(
+    prep: Prepared, dreams: list[Dream], table: dict, model: str, model_run_id: str
+) -> dict[str, Any]:
+    same, total = control(dreams)
+    return {
         "model": model,
         "model_run_id": model_run_id,
-        "layer": layer,
+        "objective": prep.config.objective,
+        "layer": prep.layer,
+        "blocks": [{"conv": b.conv, "readout": b.readout} for b in prep.blocks],
+        "frame_energy_limit": prep.bounds.frame_energy,
         "families": table,
-        "deepdream": {
-            d.key: {"prob_before": d.prob_before, "prob_after": d.prob_after, **d.extra}
-            for d in dreams
-            if d.kind.startswith("deep")
+        "control": {"same": same, "total": total},
+        "dreams": {
+            d.key: {"kind": d.kind, "title": d.title, "flags": d.flags, **d.extra} for d in dreams
         },
-        "sources": {d.title: d.extra for d in dreams if d.kind == "source"},
     }
-    return summary, text
 
 
-def _metrics(summary: dict) -> dict[str, float]:
-    metrics = {"wall_seconds": float(summary["wall_seconds"])}
-    rates = []
+def _metrics(summary: dict[str, Any], dreams: list[Dream]) -> dict[str, float]:
+    m: dict[str, float] = {"wall_seconds": float(summary["wall_seconds"])}
+    m.update({f"time.{k}": float(v) for k, v in summary["timings"].items()})
+    m.update({f"cpu.{k}": float(v) for k, v in summary["cpu_seconds"].items()})
+    classes = [d for d in dreams if d.kind == "class"]
     for family, row in summary["families"].items():
-        for start, s in row["starts"].items():
-            metrics[f"{start}_prob_before_{family}"] = float(s["prob_before"])
-            metrics[f"{start}_prob_after_{family}"] = float(s["prob_after"])
-        metrics[f"roundtrip_rate_{family}"] = float(row["roundtrip_rate"])
-        rates.append(row["roundtrip_rate"])
-    metrics["roundtrip_rate"] = float(np.mean(rates))
-    return metrics
+        m[f"reached_rate.{family}"] = (row["reached_noise"] + row["reached_note"]) / row["count"]
+        m[f"heard_rate.{family}"] = row["heard"] / row["count"]
+    if classes:
+        m["reached_rate"] = float(np.mean([bool(d.reached) for d in classes]))
+        m["heard_rate"] = float(
+            np.mean([d.extra.get("heard_as") == FAMILIES[d.target or 0] for d in classes])
+        )
+    for kind in ("class", "channel", "deepdream"):
+        mine = [d for d in dreams if d.kind == kind]
+        if mine:
+            m[f"flagged.{kind}"] = float(sum(map(failed, mine)))
+    m["control_same"] = float(summary["control"]["same"])
+    m["control_total"] = float(summary["control"]["total"])
+    heard = [d for d in dreams if "peak" in d.extra]
+    if heard:
+        m["wav_peak_max"] = max(d.extra["peak"] for d in heard)
+        m["wav_peak_raw_max"] = max(d.extra["peak_raw"] for d in heard)
+        m["wav_turned_down"] = float(sum(d.extra["gain_db"] < 0 for d in heard))
+        m["wav_gain_db_min"] = min(d.extra["gain_db"] for d in heard)
+    return m

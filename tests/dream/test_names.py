@@ -7,7 +7,7 @@ import pytest
 from nsynth_research.cli import main
 from nsynth_research.core.errors import ConfigError, UserError
 from nsynth_research.dream.config import check_families, load_dream_config
-from nsynth_research.dream.objectives import check_layer, layer_names
+from nsynth_research.dream.layers import check_layer, conv_blocks, layer_names
 from nsynth_research.instruments.config import FeatureConfig, ModelConfig
 from nsynth_research.instruments.families import FAMILIES
 from nsynth_research.instruments.model import build_model
@@ -42,6 +42,28 @@ def test_default_layer_is_the_last_conv_relu() -> None:
     assert check_layer(model, "pool1") == "pool1"
 
 
+def test_blocks_are_found_through_the_graph_whatever_the_names() -> None:
+    import keras
+    from keras import layers
+
+    inputs = keras.Input((32, 16, 1))
+    x = layers.Conv2D(3, 3, name="alpha")(inputs)  # conv -> norm -> dropout -> activation
+    x = layers.BatchNormalization(name="beta")(x)
+    x = layers.Dropout(0.1, name="gamma")(x)
+    x = layers.Activation("tanh", name="delta")(x)
+    x = layers.Conv2D(4, 3, activation="relu", name="conv_relu_inside")(x)
+    x = layers.Conv2D(5, 3, name="bare")(x)  # no activation follows: read the conv
+    x = layers.MaxPooling2D(name="relu_in_name_only")(x)
+    x = layers.ReLU(name="late")(x)
+    out = layers.Dense(2)(layers.Flatten()(x))
+    blocks = conv_blocks(keras.Model(inputs, out))
+    assert [(b.conv, b.readout, b.filters) for b in blocks] == [
+        ("alpha", "delta", 3),
+        ("conv_relu_inside", "conv_relu_inside", 4),
+        ("bare", "bare", 5),
+    ]
+
+
 def test_config_errors_name_the_key() -> None:
     with pytest.raises(ConfigError, match=r"classes\.stepz: unknown key"):
         load_dream_config(None, ["classes.stepz=3"])
@@ -49,3 +71,18 @@ def test_config_errors_name_the_key() -> None:
         load_dream_config(None, ["deepdream.octaves=0"])
     config = load_dream_config(None, ["seed=3", "families=[reed]", "classes.steps=5"])
     assert (config.seed, config.families, config.classes.steps) == (3, ("reed",), 5)
+
+
+def test_a_convolution_free_model_dreams_at_the_layer_feeding_the_logits() -> None:
+    import numpy as np
+    import tensorflow as tf
+
+    from nsynth_research.dream.objectives import class_objective
+    from nsynth_research.instruments.models.mlp import MlpConfig
+
+    model = build_model(MlpConfig(dense=(8, 8)), FeatureConfig())
+    assert conv_blocks(model) == []
+    assert check_layer(model, None) == "embedding"
+    x = tf.constant(np.zeros((2, 251, 513), np.float32))
+    score, watch = class_objective(model, np.array([0, 3]), "contrast")(x)
+    assert score.shape == (2,) and watch["target_prob"].shape == (2,)
