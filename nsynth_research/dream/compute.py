@@ -27,12 +27,13 @@ from nsynth_research.dream.dreams import (
 )
 from nsynth_research.dream.examples import Pool, score_pool
 from nsynth_research.dream.flags import diagnose
-from nsynth_research.dream.layers import Block, check_layer, conv_blocks
+from nsynth_research.dream.layers import check_layer
 from nsynth_research.dream.objectives import probabilities
 from nsynth_research.dream.starts import deepdream_note, noise_starts, pick_start_notes
 from nsynth_research.instruments.data.audio import load_audio
 from nsynth_research.instruments.data.reader import read_split
 from nsynth_research.instruments.families import FAMILIES, FAMILY_INDEX
+from nsynth_research.instruments.model import FeatureBlock, feature_blocks
 from nsynth_research.instruments.predict import Predictor
 
 log = logging.getLogger(__name__)
@@ -46,7 +47,7 @@ class Prepared:
     config: DreamConfig
     families: tuple[str, ...]
     layer: str
-    blocks: list[Block]
+    blocks: list[FeatureBlock]
     channels: list[tuple[str, int]]
     pool: Pool
     bounds: Bounds
@@ -67,7 +68,7 @@ def prepare(predictor: Predictor, config: DreamConfig) -> Prepared:
     model = predictor.model
     families = check_families(config.families)
     layer = check_layer(model, config.layer)
-    blocks = conv_blocks(model)
+    blocks = feature_blocks(model)
     channels = channel_targets(blocks, config.channels_per_layer)
     root = predictor.config.data.root
     valid = read_split(root, "valid", limit=config.example_pool)

@@ -18,7 +18,6 @@ import numpy as np
 
 from nsynth_research.dream.ascent import Bounds, ascend
 from nsynth_research.dream.config import DreamConfig
-from nsynth_research.dream.layers import Block
 from nsynth_research.dream.objectives import (
     channel_objective,
     class_objective,
@@ -26,6 +25,7 @@ from nsynth_research.dream.objectives import (
     probabilities,
 )
 from nsynth_research.instruments.families import FAMILIES
+from nsynth_research.instruments.model import FeatureBlock
 
 
 @dataclass
@@ -130,7 +130,7 @@ def picked_channels(count: int, wanted: int) -> np.ndarray:
     return np.unique(np.linspace(0, count - 1, min(wanted, count)).round().astype(int))
 
 
-def channel_targets(blocks: Sequence[Block], per_layer: int) -> list[tuple[str, int]]:
+def channel_targets(blocks: Sequence[FeatureBlock], per_layer: int) -> list[tuple[str, int]]:
     """(readout layer, channel) of every visualised channel, block by block."""
     return [(b.readout, int(c)) for b in blocks for c in picked_channels(b.filters, per_layer)]
 

@@ -16,7 +16,8 @@ import numpy as np
 import tensorflow as tf
 
 from nsynth_research.dream.ascent import Objective
-from nsynth_research.dream.layers import conv_blocks, output_layer
+from nsynth_research.dream.layers import output_layer
+from nsynth_research.instruments.model import feature_blocks
 
 
 def _as_input(x: tf.Tensor) -> tf.Tensor:
@@ -38,7 +39,7 @@ def views(model: keras.Model, names: Sequence[str]) -> Callable[[tf.Tensor], lis
     every other model goes through Keras unchanged.
     """
     names = list(names)
-    blocks = conv_blocks(model)
+    blocks = feature_blocks(model)
     first = model.get_layer(blocks[0].conv) if blocks else None
     fast = (
         first is not None

@@ -59,31 +59,64 @@ def embedding_model(model: keras.Model) -> keras.Model:
     )
 
 
+#: Layers that sit between a conv and its activation without changing what a channel is.
+PASS_THROUGH = (
+    layers.BatchNormalization,
+    layers.LayerNormalization,
+    layers.GroupNormalization,
+    layers.Dropout,
+    layers.SpatialDropout2D,
+)
+ACTIVATIONS = (layers.ReLU, layers.Activation, layers.LeakyReLU, layers.ELU, layers.PReLU)
+
+
 @dataclass(frozen=True)
 class FeatureBlock:
-    """One conv block of a built (or loaded) network, by layer name."""
+    """One conv of a built (or loaded) network and where its channels are read."""
 
     conv: str
-    #: Where the block's channels are read: its activation when it has one (what the next
-    #: block sees), else the conv itself.
-    activation: str
+    #: The layer whose output is the conv's channels as the next block sees them: the
+    #: activation that follows it (through normalisation or dropout), else the conv itself.
+    readout: str
+    filters: int
+
+
+def _consumers(model: keras.Model) -> dict[str, list[keras.layers.Layer]]:
+    out: dict[str, list[keras.layers.Layer]] = {}
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.InputLayer):
+            continue
+        for tensor in keras.tree.flatten(layer.input):
+            out.setdefault(tensor._keras_history.operation.name, []).append(layer)
+    return out
+
+
+def _has_own_activation(layer: keras.layers.Layer) -> bool:
+    activation = getattr(layer, "activation", None)
+    return activation is not None and activation is not keras.activations.linear
 
 
 def feature_blocks(model: keras.Model) -> list[FeatureBlock]:
-    """Each conv block's conv and activation layers, in network order.
+    """The network's 2-D convs in order, each with its readout layer.
 
-    Found by layer type along the network (a conv opens a block; normalisation and
-    activation layers right after it belong to it), so it holds for any architecture and for
-    models loaded from a run without their config; a network without convs has none.
-    """
-    blocks: list[FeatureBlock] = []
-    is_open = False
+    Found by walking the Keras graph from each conv to the layers that consume its output,
+    not by layer names, so it holds for any architecture and for models loaded from a run
+    without their config; a network without convs has none."""
+    consumers = _consumers(model)
+    blocks = []
     for layer in model.layers:
-        if isinstance(layer, layers.Conv2D):
-            blocks.append(FeatureBlock(layer.name, layer.name))
-            is_open = True
-        elif is_open and isinstance(layer, (layers.ReLU, layers.Activation)):
-            blocks[-1] = FeatureBlock(blocks[-1].conv, layer.name)
-        elif not isinstance(layer, layers.BatchNormalization):
-            is_open = False
+        if not isinstance(layer, layers.Conv2D):
+            continue
+        readout, node = layer.name, layer
+        while not _has_own_activation(node):
+            following = consumers.get(node.name, [])
+            if len(following) != 1:
+                break
+            node = following[0]
+            if isinstance(node, ACTIVATIONS):
+                readout = node.name
+                break
+            if not isinstance(node, PASS_THROUGH):
+                break
+        blocks.append(FeatureBlock(layer.name, readout, int(layer.filters)))
     return blocks

@@ -7,10 +7,10 @@ import pytest
 from nsynth_research.cli import main
 from nsynth_research.core.errors import ConfigError, UserError
 from nsynth_research.dream.config import check_families, load_dream_config
-from nsynth_research.dream.layers import check_layer, conv_blocks, layer_names
+from nsynth_research.dream.layers import check_layer, layer_names
 from nsynth_research.instruments.config import FeatureConfig, ModelConfig
 from nsynth_research.instruments.families import FAMILIES
-from nsynth_research.instruments.model import build_model
+from nsynth_research.instruments.model import build_model, feature_blocks
 
 
 def test_bad_family_is_one_line_listing_the_valid_ones(capsys, tmp_path) -> None:
@@ -56,7 +56,7 @@ def test_blocks_are_found_through_the_graph_whatever_the_names() -> None:
     x = layers.MaxPooling2D(name="relu_in_name_only")(x)
     x = layers.ReLU(name="late")(x)
     out = layers.Dense(2)(layers.Flatten()(x))
-    blocks = conv_blocks(keras.Model(inputs, out))
+    blocks = feature_blocks(keras.Model(inputs, out))
     assert [(b.conv, b.readout, b.filters) for b in blocks] == [
         ("alpha", "delta", 3),
         ("conv_relu_inside", "conv_relu_inside", 4),
@@ -81,7 +81,7 @@ def test_a_convolution_free_model_dreams_at_the_layer_feeding_the_logits() -> No
     from nsynth_research.instruments.models.mlp import MlpConfig
 
     model = build_model(MlpConfig(dense=(8, 8)), FeatureConfig())
-    assert conv_blocks(model) == []
+    assert feature_blocks(model) == []
     assert check_layer(model, None) == "embedding"
     x = tf.constant(np.zeros((2, 251, 513), np.float32))
     score, watch = class_objective(model, np.array([0, 3]), "contrast")(x)

@@ -152,7 +152,8 @@ def test_feature_blocks_pair_each_conv_with_its_activation(
 ) -> None:
     cfg = load_config(None, [*overrides, "model.dense=[8]"])
     blocks = feature_blocks(build_model(cfg.model, cfg.features))
-    assert blocks == [FeatureBlock(f"conv{i}", a) for i, a in enumerate(activations)]
+    filters = [4, 8, 8]
+    assert blocks == [FeatureBlock(f"conv{i}", a, filters[i]) for i, a in enumerate(activations)]
 
 
 def test_mlp_has_no_feature_blocks() -> None:
