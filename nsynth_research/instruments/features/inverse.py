@@ -1,7 +1,8 @@
-"""Features back to audio for a whole batch of dreams at once: mel bands -> |STFT| by
+"""Features back to audio, for whole batches: the log undone exactly, mel bands -> |STFT| by
 non-negative least squares, |STFT| -> signal by fast Griffin-Lim.
 
-A dream run hears a hundred inputs or more. One at a time, librosa's solvers spend most of a
+Deep Dream hears what a model responds to through this inverse; a dream run hears a hundred
+inputs or more. One at a time, librosa's solvers spend most of a
 run there (NNLS by L-BFGS over each input's 128k unknowns, then Griffin-Lim with a numba
 overlap-add per iteration); batched in TensorFlow the same arithmetic is a few large matrix
 products and FFTs per iteration, run eagerly (a traced graph of every iteration costs more to
@@ -26,6 +27,21 @@ MOMENTUM = 0.99
 NNLS_ITERS = 60
 #: Inputs inverted per batch (memory: ~1 MB per input per complex spectrogram).
 BATCH = 32
+
+
+def inverse_features(features: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
+    """|STFT| (..., frames, n_fft//2+1) back from features (..., frames, bins), float64.
+
+    The log is inverted exactly; negative values (which no real magnitude can give, but an
+    input optimised by gradient ascent can) are clipped to 0 first, i.e. to silence. For
+    `kind: logmel` the band energies are spread back over the STFT bins by `mel_to_stft`,
+    the best the many-to-one mel sum allows. PCEN divides out each band's recent level, so
+    it has no inverse here."""
+    if cfg.kind == "pcen":
+        raise ValueError("PCEN features cannot be inverted")
+    features = np.maximum(np.asarray(features, np.float64), 0.0)
+    magnitude = np.expm1(features) / cfg.log_scale
+    return mel_to_stft(magnitude, cfg) if cfg.kind == "logmel" else magnitude
 
 
 def mel_to_stft(bands: np.ndarray, cfg: FeatureConfig, iters: int = NNLS_ITERS) -> np.ndarray:
