@@ -17,9 +17,9 @@ import soundfile as sf
 import tensorflow as tf
 
 from nsynth_research.core.errors import DataError
-from nsynth_research.dream.inverse import griffin_lim, mel_to_stft
 from nsynth_research.instruments.config import NUM_SAMPLES, SAMPLE_RATE, FeatureConfig
-from nsynth_research.instruments.features.spectrogram import inverse_features, tf_features
+from nsynth_research.instruments.features.inverse import griffin_lim, inverse_features
+from nsynth_research.instruments.features.spectrogram import tf_features
 from nsynth_research.instruments.features.stats import FeatureStats
 
 #: Peak a signal over full scale is turned down to (a hair under 1, so a lossy copy of it
@@ -54,12 +54,7 @@ def dream_audio(
     """Normalised inputs (n, frames, bins) as (n, 64000) samples of 16 kHz audio, as
     Griffin-Lim gives them (not yet limited: see `to_full_scale`); input i is seeded seed + i.
     """
-    feats = denormalise(x, stats, cfg)
-    # The log is undone by the features' own inverse; mel bands are spread back over the
-    # STFT bins by the batched NNLS.
-    magnitude = inverse_features(feats, cfg.model_copy(update={"kind": "stft"}))
-    if cfg.kind == "logmel":
-        magnitude = mel_to_stft(magnitude, cfg)
+    magnitude = inverse_features(denormalise(x, stats, cfg), cfg)
     return griffin_lim(magnitude, cfg, n_iter=n_iter, seed=seed)
 
 

@@ -109,21 +109,6 @@ def tf_features(audio: tf.Tensor, cfg: FeatureConfig) -> tf.Tensor:
     return tf.reshape(flat, tf.concat([tf.shape(audio)[:-1], [cfg.frames, cfg.bins]], 0))
 
 
-def inverse_features(features: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
-    """|STFT| (frames, n_fft//2+1) back from the features (frames, bins), float64.
-
-    The log is inverted exactly; negative values (which no real magnitude can give, but an
-    input optimised by gradient ascent can) are clipped to 0 first, i.e. to silence. For
-    `kind: logmel` the band energies are spread back over the STFT bins by non-negative least
-    squares through the same `mel_filters`, the best the many-to-one mel sum allows.
-    """
-    features = np.maximum(np.asarray(features, np.float64), 0.0)
-    magnitude = np.expm1(features) / cfg.log_scale
-    if cfg.kind == "logmel":
-        magnitude = librosa.util.nnls(mel_filters(cfg), magnitude.T).T
-    return magnitude
-
-
 def feature_ceiling(cfg: FeatureConfig) -> float:
     """The largest feature any signal in [-1, 1] can give: no |STFT| bin exceeds the window's
     sum, n_fft/2, and no mel band exceeds that times its filter's total weight."""
@@ -131,29 +116,6 @@ def feature_ceiling(cfg: FeatureConfig) -> float:
     if cfg.kind == "logmel":
         peak *= float(mel_filters(cfg).sum(axis=1).max())
     return float(np.log1p(cfg.log_scale * peak))
-
-
-def magnitude_to_audio(
-    magnitude: np.ndarray, cfg: FeatureConfig, *, n_iter: int = 64, seed: int = 0
-) -> np.ndarray:
-    """A 4 s note whose |STFT| approximates `magnitude` (frames, n_fft//2+1), by Griffin-Lim.
-
-    The STFT settings are `librosa_features`' own (periodic Hann, centred, zero padding), so
-    the features of the result are comparable to the magnitude it came from; the random
-    initial phase is seeded, so the same magnitude always gives the same audio.
-    """
-    audio = librosa.griffinlim(
-        np.asarray(magnitude, np.float32).T,
-        n_iter=n_iter,
-        hop_length=cfg.hop_length,
-        n_fft=cfg.n_fft,
-        window="hann",
-        center=True,
-        pad_mode="constant",
-        length=NUM_SAMPLES,
-        random_state=np.random.default_rng(seed),
-    )
-    return audio.astype(np.float32)
 
 
 @functools.lru_cache(maxsize=8)
