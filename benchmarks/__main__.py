@@ -1,11 +1,15 @@
 """`make bench`: run the benchmarks (all, or those named) and print their tables.
 
     python -m benchmarks [pipeline] [features] [parity] [accuracy] [search] [curves]
-        [pruning] [scale] [step] [generalisation]
+        [pruning] [scale] [step] [generalisation] [gpu] [melody] [dream] [large] [ui]
 
 accuracy and generalisation need a finished default study (`make sweep`); the others need
 the default corpus (`make data`); pruning replays the learning curves that curves records
-(or, without them, search's), so run curves first. Results are written under
+(or, without them, search's), so run curves first; gpu measures the accelerator Keras sees
+(a dry run without one); melody needs a finished melody study (`make sweep
+EXPERIMENT=experiments/melody.yaml`); dream needs the default study's champion and
+logs one dream run into ./mlruns; large runs only when named (it renders its own 50k+
+note corpus under NSYNTH_LARGE_DIR: hours on 2 cores, ~45 GB). Results are written under
 benchmarks/results/.
 """
 
@@ -29,7 +33,17 @@ BENCHES = (
     "scale",
     "step",
     "generalisation",
+    "gpu",
+    "melody",
+    "dream",
+    "large",
+    "setup",
+    "ui",
 )
+
+
+#: Run only when named: large renders, packs and studies a 50k+ note corpus (hours, ~45 GB).
+ON_REQUEST = ("large",)
 
 
 def main(names: list[str]) -> int:
@@ -37,7 +51,7 @@ def main(names: list[str]) -> int:
     if unknown:
         print(f"unknown benchmark(s) {unknown}; choose from {', '.join(BENCHES)}", file=sys.stderr)
         return 2
-    for name in names or list(BENCHES):
+    for name in names or [n for n in BENCHES if n not in ON_REQUEST]:
         print(f"\n== {name} ==", flush=True)
         importlib.import_module(f"benchmarks.bench_{name}").run()
     return 0

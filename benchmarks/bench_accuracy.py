@@ -134,5 +134,6 @@ def run(experiment: Path = EXPERIMENT) -> dict:
                 else None
             ),
         },
+        tables={"validation": (HEADERS, printed)},
     )
     return {name: r["accuracy"] for name, r in rows.items()}

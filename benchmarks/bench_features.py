@@ -81,7 +81,7 @@ def run() -> dict:
         with_cache = ensure_cached(notes, cfg, Path(tmp), progress=False)
 
         def cache_read() -> None:
-            for _ in with_cache.dataset(notes, shuffle=False, seed=0).batch(BATCH).prefetch(2):
+            for _ in with_cache.batches(notes, batch_size=BATCH, shuffle=False, seed=0).prefetch(2):
                 pass
 
         contenders = {

@@ -119,7 +119,7 @@ def logged_test_read(client, opt) -> dict | None:
     m = client.get_run(run_id).data.metrics
     out = {"evaluation_run": run_id}
     parts = []
-    for name, key in (("in library", "test"), ("cross library", "test_cross")):
+    for name, key in (("in library", "test"), ("cross library", "test_transfer")):
         if f"{key}_accuracy" in m:
             low, high = m[f"{key}_accuracy_ci_low"], m[f"{key}_accuracy_ci_high"]
             out[key] = {"accuracy": m[f"{key}_accuracy"], "instrument_ci": [low, high]}
@@ -196,5 +196,5 @@ def run() -> dict:
         "rows": {name: {"in_library": a, "cross_library": b} for name, (a, b) in rows.items()},
         "augmentation_epoch": timing,
     }
-    save("generalisation", payload)
+    save("generalisation", payload, tables={"ladder": (HEADERS, printed)})
     return payload

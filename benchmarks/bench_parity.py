@@ -51,10 +51,10 @@ def run() -> dict:
                 tree["features"]["fft_precision"] = precision
                 cfg = InstrumentConfig.model_validate(tree)
                 result = train(cfg, data, verbose=0)
-                scores[front][precision].append(result.metrics["best_val_accuracy"])
+                scores[front][precision].append(result.objective)
                 print(
                     f"  {front} {precision} seed {seed}: "
-                    f"{result.metrics['best_val_accuracy']:.3f} "
+                    f"{result.objective:.3f} "
                     f"({time.perf_counter() - start:.0f} s)",
                     flush=True,
                 )
@@ -101,5 +101,6 @@ def run() -> dict:
             "scores": scores,
             "rows": [dict(zip(headers, r, strict=True)) for r in rows],
         },
+        tables={"precision": (headers, rows)},
     )
     return {"runs": len(SEEDS) * len(PRECISIONS) * len(FRONT_ENDS)}

@@ -103,7 +103,7 @@ def replay(
         curve = early_stopped(whole, patience)
         trial = study.ask()
         seen: list[float] = []
-        for step, value in enumerate(curve):
+        for step, value in enumerate(curve, start=1):  # epoch N at step N, as trials report
             seen.append(value)
             trial.report(value, step)
             if trial.should_prune():
@@ -162,7 +162,7 @@ def compare(per_seed: list[list[list[float]]], patience: int | None) -> dict:
         f"fewest epochs with every seed's best kept: {choice} "
         f"({1 - out[choice]['epochs_vs_none']:.0%} saved; target >= 40%)"
     )
-    return {"runs": out, "choice": choice}
+    return {"runs": out, "choice": choice, "table": (headers, rows)}
 
 
 def run() -> dict:
@@ -173,6 +173,7 @@ def run() -> dict:
     whole = compare(per_seed, None)
     print(f"with the default study's early stopping (patience {PATIENCE}):")
     stopped = compare(per_seed, PATIENCE)
+    tables = {"whole_curves": whole.pop("table"), "early_stopping": stopped.pop("table")}
     save(
         "pruning",
         {
@@ -183,5 +184,6 @@ def run() -> dict:
             "whole_curves": whole,
             f"early_stopping_patience_{PATIENCE}": stopped,
         },
+        tables=tables,
     )
     return {"choice": whole["choice"], "choice_with_early_stopping": stopped["choice"]}

@@ -88,5 +88,6 @@ def run() -> dict:
             "x_reference": {k: m.median / rates[REFERENCE].median for k, m in rates.items()},
             "overlaps_reference": {k: m.overlaps(rates[REFERENCE]) for k, m in rates.items()},
         },
+        tables={"step": (headers, rows)},
     )
     return {k: m.median for k, m in rates.items()}

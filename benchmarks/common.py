@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from nsynth_research.core.study_config import StudyConfig, load_study_config
+from nsynth_research.doctables import cell, markdown  # noqa: F401 (the benches print it)
 
 RESULTS = Path(__file__).resolve().parent / "results"
 DATA_ROOT = Path(os.environ.get("NSYNTH_BENCH_DATA", "data/nsynth-gm"))
@@ -137,23 +138,21 @@ def ratio_rows(
     return ["contender", f"median {unit}", "range", f"x {reference[:24]}", "vs ref"], rows
 
 
-def markdown(headers: list[str], rows: list[list[Any]]) -> str:
-    """The same table as `table`, in the Markdown the README uses (pasted from this output,
-    never typed)."""
-    cells = [[f"{c:.4g}" if isinstance(c, float) else str(c) for c in row] for row in rows]
-    align = ["---"] + ["---:"] * (len(headers) - 1)
-    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join(align) + "|"]
-    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in cells])
-
-
 def table(headers: list[str], rows: list[list[Any]]) -> str:
-    cells = [[f"{c:.4g}" if isinstance(c, float) else str(c) for c in row] for row in rows]
+    """The printed form; `markdown` (from the docs generator) is the one docs/ shows."""
+    cells = [[cell(c) for c in row] for row in rows]
     widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(headers)]
     line = lambda r: "  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True))  # noqa: E731
     return "\n".join([line(headers), line(["-" * w for w in widths]), *map(line, cells)])
 
 
-def save(name: str, payload: dict[str, Any]) -> Path:
+#: One printed table: headers and rows, as `table` and `markdown` take them.
+Table = tuple[list[str], list[list[Any]]]
+
+
+def save(name: str, payload: dict[str, Any], tables: dict[str, Table] | None = None) -> Path:
+    """Write `benchmarks/results/<name>.json`. `tables` (id -> headers, rows) are stored as
+    printed, so `make docs` renders the docs/ tables from this file, never from typed text."""
     RESULTS.mkdir(parents=True, exist_ok=True)
     payload = {
         "benchmark": name,
@@ -161,6 +160,11 @@ def save(name: str, payload: dict[str, Any]) -> Path:
         "date": time.strftime("%Y-%m-%d %H:%M:%S"),
         **payload,
     }
+    if tables:
+        payload["tables"] = {
+            key: {"headers": list(headers), "rows": [list(r) for r in rows]}
+            for key, (headers, rows) in tables.items()
+        }
     path = RESULTS / f"{name}.json"
     path.write_text(json.dumps(payload, indent=2))
     return path

@@ -1,8 +1,9 @@
 """Command line: `python -m nsynth_research <command>`; the Makefile targets call these.
 
-User errors (bad data, configs, run ids) are printed as one clear message with exit code 2;
-SIGTERM and Ctrl-C close open runs and exit 143 / 130 with one line; anything else is a bug
-and keeps its traceback. The commands themselves live in `commands.py`.
+User errors (bad data, configs, run ids) and failures of the machine (a full disk, a read-only
+or unreachable store) are printed as one clear message with exit code 2; SIGTERM and Ctrl-C
+close open runs and exit 143 / 130 with one line; anything else is a bug and keeps its
+traceback. The commands themselves live in `commands.py`.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from types import FrameType
 
 from nsynth_research.commands import (
     DEFAULT_CORPUS,
+    cmd_clean_cache,
     cmd_dashboard,
     cmd_data,
     cmd_docs,
@@ -31,7 +33,8 @@ from nsynth_research.commands import (
     cmd_train,
     cmd_ui,
 )
-from nsynth_research.core.errors import UserError
+from nsynth_research.core.errors import MachineError, UserError
+from nsynth_research.core.outages import machine_failure, quiet_machine_failures
 
 
 class Terminated(KeyboardInterrupt):
@@ -69,6 +72,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("data", help="render the embedded NSynth-format default corpus")
     p.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS, help="corpus YAML")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--archives",
+        type=Path,
+        default=None,
+        help="also pack the corpus as NSynth's nsynth-{train,valid,test}.jsonwav.tar.gz here",
+    )
     p.add_argument("overrides", nargs="*", help="key=value corpus overrides, e.g. size=tiny")
     p.set_defaults(func=cmd_data)
 
@@ -104,6 +113,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--experiment", **experiment)
     p.add_argument("--force", action="store_true", help="evaluate again although done before")
     p.add_argument(
+        "--incomplete",
+        action="store_true",
+        help="evaluate a study that stopped before n_trials (reported as an early read)",
+    )
+    p.add_argument(
         "--data", type=Path, default=None, help="score MODEL on this NSynth-format data root"
     )
     p.add_argument(
@@ -132,9 +146,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("dream", help="Deep Dream a logged model: pictures, audio, round trip")
     model_arg(p, "models:/nsynth-default@champion")
     p.add_argument("--family", default="", help="comma-separated families (default: all 11)")
-    p.add_argument("--layer", default="", help="layer the DeepDream amplifies (default: last ReLU)")
+    p.add_argument(
+        "--layer", default="", help="layer the DeepDream amplifies (default: last conv block's)"
+    )
     p.add_argument("--config", type=Path, default=None, help="dream config YAML (optional)")
-    p.add_argument("overrides", nargs="*", help="key=value dream overrides, e.g. classes.steps=20")
+    p.add_argument(
+        "overrides",
+        nargs="*",
+        help="key=value dream overrides, e.g. objective=logit seeds=5 classes.steps=40",
+    )
     store_args(p)
     p.set_defaults(func=cmd_dream)
 
@@ -143,12 +163,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--primer",
         default="",
-        help="an .abc/.mid file or events like 'C4/1 E4/1 G4/2' (default: a test tune's bar)",
+        help="an .abc/.mid file or events like 'G4/1 | C5/1 E5/1' ('|' marks barlines; "
+        "default: a test tune's first bar)",
     )
     p.add_argument("--bars", type=int, default=8, help="bars to generate after the primer")
+    p.add_argument("--samples", type=int, default=8, help="sampled continuations")
     p.add_argument("--temperature", type=float, default=1.0, help="0 is greedy")
+    p.add_argument("--top-k", type=int, default=0, help="sample from the k likeliest (0: off)")
+    p.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling mass (1: off)")
+    p.add_argument(
+        "--repeat-guard",
+        type=int,
+        default=2,
+        help="greedy never repeats an N-event figure (0: off)",
+    )
+    p.add_argument("--meter", default=None, help="time signature, e.g. 3/4 (default: primer's)")
+    p.add_argument("--key", default=None, help="key, e.g. G or 'E minor' (default: primer's)")
+    p.add_argument(
+        "--calibrate",
+        default="metre,key",
+        help="match barline crossings (metre) and out-of-key notes (key) to the corpus, or none",
+    )
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", type=Path, default=Path("data/melody/generated"))
+    p.add_argument(
+        "--out", type=Path, default=Path("data/melody/generated"), help="a folder per run in it"
+    )
     store_args(p)
     p.set_defaults(func=cmd_generate)
 
@@ -167,6 +206,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--experiment", **experiment)
     p.add_argument("--out", type=Path, default=Path("docs"))
     p.set_defaults(func=cmd_docs)
+
+    p = sub.add_parser("clean-cache", help="remove a data root's feature caches, say what it freed")
+    p.add_argument("--root", type=Path, default=Path("data/nsynth-gm"), help="data root")
+    p.set_defaults(func=cmd_clean_cache)
     return parser
 
 
@@ -177,11 +220,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(levelname)s %(name)s: %(message)s",
     )
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    quiet_machine_failures()
     _interrupt_on_sigterm()
     func: Callable[[argparse.Namespace], int] = args.func
     try:
         return func(args)
-    except UserError as exc:
+    except (UserError, MachineError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:
@@ -193,10 +237,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return code
-    except OSError as exc:
-        from nsynth_research.core.files import disk_full
-
-        if not disk_full(exc):
+    except Exception as exc:
+        message = machine_failure(exc)
+        if message is None:
             raise
-        print(f"error: the disk is full: {exc}; free space there and rerun", file=sys.stderr)
+        print(f"error: {message}", file=sys.stderr)
         return 2

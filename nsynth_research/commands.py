@@ -27,6 +27,14 @@ def cmd_data(args: argparse.Namespace) -> int:
     corpus = load_corpus_config(args.corpus, args.overrides)
     summary = render_corpus(corpus, progress=not args.quiet)
     print(summary.format_table())
+    if args.archives is not None:
+        from nsynth_research.instruments.corpus.pack import pack_corpus
+
+        for packed in pack_corpus(corpus.root, args.archives, progress=not args.quiet):
+            print(
+                f"{packed.archive}: {packed.notes} notes, {packed.archive_bytes / 1e9:.2f} GB "
+                f"({packed.content_bytes / 1e9:.2f} GB unpacked)"
+            )
     return 0
 
 
@@ -68,25 +76,33 @@ def _study(args: argparse.Namespace) -> tuple[Task, StudyConfig]:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from nsynth_research.core.claims import StudyNotReady
+    from nsynth_research.core.final_fit import check_final_fit
+    from nsynth_research.core.readiness import StudyNotReady, stopped_early
     from nsynth_research.core.selection import evaluate_study, format_summary, previous_evaluation
     from nsynth_research.core.space import base_config
     from nsynth_research.core.study import run_sweep
     from nsynth_research.core.trial import quiet_trial_interrupts
 
+    if args.workers < 1:
+        raise UserError(f"WORKERS={args.workers}: a sweep needs at least one worker process")
     quiet_trial_interrupts()
     task, study = _study(args)
-    task.ensure_data(base_config(study, task.config_type), study.corpus)
+    base = base_config(study, task.config_type)
+    check_final_fit(study, base)  # a bad final_fit key fails now, not after the trials
+    task.ensure_data(base, study.corpus)
     outcome = run_sweep(
         task, study, args.experiment, workers=args.workers, overrides=args.overrides
     )
     evaluation = previous_evaluation(task, study)
     if evaluation is not None:
+        early = f", early: at {evaluation.early} finished" if evaluation.early else ""
         print(
-            f"the test split of study {study.name!r} was already read once (run "
-            f"{evaluation.run_id}, {evaluation.state}); reporting that evaluation, not "
+            f"the test split of study {study.name!r} was already read (run "
+            f"{evaluation.run_id}, {evaluation.state}{early}); reporting that evaluation, not "
             "reading it again"
         )
+    elif outcome.stopped:
+        print(stopped_early(study, outcome.progress, outcome.stopped))
     elif not args.no_evaluate:
         try:
             evaluation = evaluate_study(task, study)
@@ -97,6 +113,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep_worker(args: argparse.Namespace) -> int:
+    from nsynth_research.core.process import stop_with_parent
+
+    stop_with_parent()  # before the slow imports: a sweep killed meanwhile stops it too
     from nsynth_research.core.study import worker_main
     from nsynth_research.core.trial import quiet_trial_interrupts
 
@@ -107,7 +126,7 @@ def cmd_sweep_worker(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from nsynth_research.core.claims import StudyNotReady
+    from nsynth_research.core.readiness import StudyNotReady
     from nsynth_research.core.selection import evaluate_study, format_summary
     from nsynth_research.core.space import base_config
     from nsynth_research.core.storage import load_study
@@ -118,7 +137,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.model or args.split != "test":
         raise UserError("MODEL= and SPLIT= choose what to score on DATA=<root>; give DATA too")
     try:
-        evaluation = evaluate_study(task, study, force=args.force)
+        evaluation = evaluate_study(task, study, force=args.force, incomplete=args.incomplete)
     except StudyNotReady as wait:
         print(wait)
         return 0
@@ -193,24 +212,24 @@ def cmd_dream(args: argparse.Namespace) -> int:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from nsynth_research.melody.generate import generate
+    from nsynth_research.melody.generate import Request, generate, summary
+    from nsynth_research.melody.sampling import SamplingOptions
 
     # Artifact progress bars would bury the one-line error of a bad primer or model.
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    gen = generate(
-        args.model,
-        args.primer,
+    options = SamplingOptions(args.temperature, args.top_k, args.top_p)
+    request = Request(
         bars=args.bars,
-        temperature=args.temperature,
+        samples=args.samples,
+        options=options,
+        greedy_guard=args.repeat_guard,
+        metre=args.meter,
+        key=args.key,
+        calibrate=tuple(c for c in args.calibrate.split(",") if c and c != "none"),
         seed=args.seed,
-        tracking=tracking_from(args),
-        out=args.out,
     )
-    print(f"primer ({gen.primer.source}): {len(gen.primer.events)} events")
-    print(f"generated {args.bars} bars of {gen.bar} quarters: {len(gen.sampled)} events sampled")
-    print("distances to test tunes: " + ", ".join(f"{k} {v:.3f}" for k, v in gen.distances.items()))
-    for path in gen.files:
-        print(f"wrote {path}")
+    gen = generate(args.model, args.primer, request, tracking=tracking_from(args), out=args.out)
+    print(summary(gen))
     return 0
 
 
@@ -228,26 +247,60 @@ def _study_config(args: argparse.Namespace) -> tuple[StudyConfig, ExperimentConf
 
 def cmd_ui(args: argparse.Namespace) -> int:
     from nsynth_research.core.space import study_experiment
-    from nsynth_research.serve import check_port, serve, ui_command, ui_environment, ui_url
+    from nsynth_research.serve import check_port, serve_ui, ui_url
 
     check_port(args.port, "ui PORT")
     study, base = _study_config(args)
     given = args.tracking_uri or args.store != Path("mlruns")
     tracking = tracking_from(args) if given else base.tracking
-    url = ui_url(tracking, args.port, study_experiment(study))
-    cmd = ui_command(tracking, args.port)
-    return serve(cmd, "MLflow UI", url, args.port, ui_environment())
+    return serve_ui(tracking, args.port, ui_url(tracking, args.port, study_experiment(study)))
 
 
 def cmd_dashboard(args: argparse.Namespace) -> int:
-    from nsynth_research.core.storage import storage_url
-    from nsynth_research.serve import check_port, dashboard_command, dashboard_url, serve
+    import optuna
+    import sqlalchemy
+
+    from nsynth_research.core.claims import adopt_legacy
+    from nsynth_research.core.liveness import reap
+    from nsynth_research.core.storage import open_storage, storage_url
+    from nsynth_research.serve import (
+        check_port,
+        dashboard_command,
+        dashboard_environment,
+        dashboard_url,
+        serve,
+    )
 
     check_port(args.port, "dashboard PORT")
     study, base = _study_config(args)
     storage = storage_url(study, base)
+    opened = open_storage(storage)  # an unreachable storage is one line, before the server
+    try:  # what the dashboard shows should be current: claims out of the list, dead trials
+        adopt_legacy(opened, study.name)
+        reap(optuna.load_study(study_name=study.name, storage=opened))
+    except (KeyError, sqlalchemy.exc.OperationalError):
+        pass  # a study not created yet, or a read-only store: show it as it is
     url = dashboard_url(storage, study.name, args.port)
-    return serve(dashboard_command(storage, args.port), "optuna-dashboard", url, args.port)
+    # The URL (and any password in it) goes through the environment, not the command line.
+    cmd, env = dashboard_command(args.port), dashboard_environment(storage)
+    return serve(cmd, "optuna-dashboard", url, args.port, env)
+
+
+def cmd_clean_cache(args: argparse.Namespace) -> int:
+    from nsynth_research.instruments.features.cleanup import clean_cache
+
+    reclaimed = clean_cache(args.root)
+    for folder, size in reclaimed.removed:
+        print(f"removed {folder} ({_size(size)})")
+    print(
+        f"reclaimed {_size(reclaimed.total)} in {len(reclaimed.removed)} feature caches under "
+        f"{args.root}; they refill on the next run that needs them"
+    )
+    return 0
+
+
+def _size(nbytes: int) -> str:
+    return f"{nbytes / 2**30:.2f} GiB" if nbytes >= 2**30 else f"{nbytes / 2**20:.1f} MiB"
 
 
 def cmd_docs(args: argparse.Namespace) -> int:

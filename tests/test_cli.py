@@ -1,9 +1,11 @@
-"""The command line: a bad objective is one line naming its key, and trial interrupts are
-logged in one line by the commands that run trials, without importing having changed logging."""
+"""The command line: a bad objective or worker count is one line naming it, trial interrupts
+leave only the command's own line, without importing having changed logging, and the Makefile
+passes paths with spaces whole."""
 
 from __future__ import annotations
 
 import logging
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +15,7 @@ import pytest
 import yaml
 
 from nsynth_research.cli import main
+from nsynth_research.core.errors import UserError
 from nsynth_research.core.trial import (
     OPTUNA_TRIAL_LOGGER,
     QuietInterrupts,
@@ -61,6 +64,26 @@ def test_a_study_objective_is_refused_by_the_key_it_was_given_as(
     assert [type(f) for f in trial_logger.filters] == [QuietInterrupts]
 
 
+@pytest.mark.parametrize("workers", ["0", "-1"])
+def test_a_sweep_needs_at_least_one_worker(workers: str, capsys) -> None:
+    assert main(["sweep", "--workers", workers]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"error: WORKERS={workers}: a sweep needs at least one worker process"
+    ]
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
+def test_the_makefile_passes_a_path_with_spaces_whole() -> None:
+    done = subprocess.run(
+        ["make", "-n", "predict", "AUDIO=my note.wav", "MODEL=runs:/x y/model"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert '-m nsynth_research predict "my note.wav" --model "runs:/x y/model"' in done.stdout
+
+
 def test_importing_the_trial_module_leaves_logging_alone() -> None:
     code = (
         "import logging, nsynth_research.core.trial\n"
@@ -97,6 +120,13 @@ def test_an_interrupted_trial_is_logged_in_one_line(trial_logger: logging.Logger
         assert len(trial_logger.filters) == 1
         with pytest.raises(KeyboardInterrupt):
             optuna.create_study().optimize(interrupted, n_trials=1)
+        # The CLI's "interrupted by SIGTERM" line says it: nothing from Optuna beside it.
+        assert lines.text == ""
+
+        def wrong(trial: optuna.Trial) -> float:
+            raise UserError("a bad value")
+
+        optuna.create_study().optimize(wrong, n_trials=1, catch=(UserError,))
         assert "Trial 0 failed" in lines.text and "Traceback" not in lines.text
         # Only interrupts, user errors and surplus trials are quieted; a bug keeps its traceback.
         optuna.create_study().optimize(broken, n_trials=1, catch=(ValueError,))

@@ -66,6 +66,10 @@ class TrainingConfig(Section):
     deterministic: bool = True
     #: float32 or mixed_float16 (GPU).
     precision: Literal["float32", "mixed_float16", "mixed_bfloat16"] = "float32"
+    #: mirrored: data-parallel training over every local GPU (tf.distribute.MirroredStrategy;
+    #: without GPUs, over the logical CPU devices), `batch_size` being the global batch split
+    #: across them. none: TensorFlow's default placement on one device.
+    distribute: Literal["none", "mirrored"] = "none"
 
 
 class TrackingConfig(Section):

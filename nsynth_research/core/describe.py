@@ -9,17 +9,22 @@ names, digests and counts in.
 
 from __future__ import annotations
 
-from typing import Any
-
-import mlflow
-from mlflow.data.meta_dataset import MetaDataset
-from mlflow.data.sources import LocalArtifactDatasetSource
-from mlflow.tracking import MlflowClient
+import hashlib
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 from nsynth_research.core.config import flatten
 from nsynth_research.core.study_config import ParamSpec, StudyConfig
 
+if TYPE_CHECKING:  # MLflow is imported where it is used: `make ui` starts without it
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
 NOTE_TAG = "mlflow.note.content"
+#: The experiment type MLflow 3 reads to open an experiment in its Model-training mode
+#: rather than its GenAI one (the UI's own "experiment type" setting writes it).
+KIND_TAG = "mlflow.experimentKind"
+MODEL_TRAINING = "custom_model_development"
 #: MLflow stores a dataset digest in a 36-character column.
 DIGEST_LENGTH = 36
 
@@ -42,17 +47,57 @@ def set_run_note(client: MlflowClient, run_id: str, text: str) -> None:
 
 
 def set_experiment_note(client: MlflowClient, experiment_id: str, text: str) -> None:
+    """The experiment's description, and its type: model training, never GenAI."""
     client.set_experiment_tag(experiment_id, NOTE_TAG, text)
+    client.set_experiment_tag(experiment_id, KIND_TAG, MODEL_TRAINING)
 
 
-def log_dataset(name: str, digest: str, context: str, rows: int, source: str) -> None:
-    """Log one split the active run read, e.g. ("nsynth-gm/train", <content digest>,
-    "training", 2412, "/data/nsynth-gm/nsynth-train"); `context` is the split's role."""
+def log_dataset(
+    name: str,
+    digest: str,
+    context: str,
+    rows: int,
+    source: str,
+    tags: dict[str, str] | None = None,
+) -> None:
+    """Log one dataset the active run read, e.g. ("nsynth-gm/train", <content digest>,
+    "training", 2412, "/data/nsynth-gm/nsynth-train"); `context` is its role, `tags` say
+    more (which libraries, what the figure on it means)."""
+    import mlflow
+    from mlflow.data.meta_dataset import MetaDataset
+    from mlflow.data.sources import LocalArtifactDatasetSource
+
     dataset = MetaDataset(
         LocalArtifactDatasetSource(source), name=name, digest=digest[:DIGEST_LENGTH]
     )
     # The note count travels as an input tag: MLflow shows a MetaDataset's profile as empty.
-    mlflow.log_input(dataset, context=context, tags={"notes": str(rows)})
+    for attempt in range(3):
+        try:
+            mlflow.log_input(dataset, context=context, tags={"notes": str(rows), **(tags or {})})
+            return
+        except mlflow.exceptions.MlflowException as exc:
+            # Machines logging one new dataset at once race to insert its row: one wins, and
+            # the others' retry finds it (get-or-create under a unique key).
+            text = str(exc).lower()
+            if attempt == 2 or not ("unique" in text or "duplicate" in text):
+                raise
+
+
+def combine_digests(digests: Iterable[str]) -> str:
+    """A run's `data_fingerprint`: one digest over the Dataset digests it logged (in any
+    order), so the tag, the description and the Datasets column can be checked together."""
+    joined = ";".join(sorted(digests))
+    return hashlib.sha256(joined.encode()).hexdigest()[:16]
+
+
+def datasets_note(run: mlflow.entities.Run) -> str:
+    """The datasets a run logged, as its description quotes them: `name digest (N notes)`."""
+    parts = []
+    for item in run.inputs.dataset_inputs if run.inputs else []:
+        tags = {t.key: t.value for t in item.tags}
+        count = f" ({tags['notes']} notes)" if "notes" in tags else ""
+        parts.append(f"{item.dataset.name} {item.dataset.digest}{count}")
+    return ", ".join(parts)
 
 
 def describe_space(spec: ParamSpec) -> str:
@@ -93,8 +138,24 @@ def pruned_note(trial: int, epoch: int, label: str, value: float | None) -> str:
     )
 
 
-def mark_pruned(client: MlflowClient, run_id: str, trial: int, epoch: int, note: str) -> None:
-    """Name a pruned trial's run so the run table says so (MLflow draws KILLED like a crash)."""
+def mark_pruned(
+    client: MlflowClient,
+    run_id: str,
+    trial: int,
+    epoch: int,
+    note: str,
+    scored: dict[str, float] | None = None,
+) -> None:
+    """Name a pruned trial's run so the run table says so (MLflow draws KILLED like a crash),
+    log `scored`, the pruned epoch's metrics, under their plain names at that epoch, and end
+    its description with the data it read, as a finished run's does."""
     client.set_tag(run_id, "mlflow.runName", f"trial {trial} (pruned at epoch {epoch})")
     client.set_tag(run_id, "pruned_at_epoch", str(epoch))
+    run = client.get_run(run_id)
+    data = run.data.tags.get("data_fingerprint")
+    datasets = datasets_note(run)
+    if data:
+        note += f" Data {data}" + (f": {datasets}." if datasets else ".")
     set_run_note(client, run_id, note)
+    for name, value in (scored or {}).items():
+        client.log_metric(run_id, name, value, step=epoch)

@@ -16,3 +16,12 @@ class DataError(UserError):
 
 class ConfigError(UserError):
     """A config file or override that does not validate; the message names the key."""
+
+
+class MachineError(Exception):
+    """The machine failed, not the input: a full disk, a read-only or unreachable store.
+
+    The CLI prints it as one `error:` line with exit 2, like a UserError; unlike one, a study
+    stops on it instead of failing the trial and starting the next, which would fail the same
+    way (so it is deliberately not a UserError subclass).
+    """

@@ -60,13 +60,18 @@ def check_free_space(folder: Path, need: int, what: str) -> None:
         )
 
 
+#: How a full disk reads once a library has wrapped the OSError into its own error's text
+#: (SQLite's SQLITE_FULL; TensorFlow and MLflow quoting the OS message).
+_FULL_TEXT = ("database or disk is full", "No space left on device", "Disk quota exceeded")
+
+
 def disk_full(exc: BaseException) -> bool:
     """Whether an error (or one it was raised from) is a full disk, whatever wrapped it."""
     seen: BaseException | None = exc
     while seen is not None:
         if isinstance(seen, OSError) and seen.errno in (errno.ENOSPC, errno.EDQUOT):
             return True
-        if "database or disk is full" in str(seen):  # SQLite's SQLITE_FULL, wrapped
+        if any(text in str(seen) for text in _FULL_TEXT):
             return True
         seen = seen.__cause__ or seen.__context__
     return False

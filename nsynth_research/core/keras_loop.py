@@ -3,6 +3,7 @@ the fit itself (loss, early stopping, timing), so tasks differ only in data and 
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections.abc import Sequence
@@ -21,6 +22,16 @@ def seed_everything(seed: int, deterministic: bool) -> None:
     keras.utils.set_random_seed(seed)
     if deterministic:
         tf.config.experimental.enable_op_determinism()
+
+
+def distribution_scope(training: TrainingConfig) -> contextlib.AbstractContextManager:
+    """Where a model and its optimizer must be built and compiled: MirroredStrategy's scope
+    (`training.distribute: mirrored`) replicates their variables on every local GPU, or on
+    every logical CPU device where there is no GPU; `fit` then splits each batch across them."""
+    if training.distribute == "none":
+        return contextlib.nullcontext()
+    devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
+    return tf.distribute.MirroredStrategy([d.name for d in devices]).scope()
 
 
 def build_optimizer(

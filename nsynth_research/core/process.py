@@ -5,34 +5,67 @@ A process killed with SIGKILL cannot close its own MLflow run or Optuna trial. R
 owner (host, pid and the pid's start time, so a recycled pid is not mistaken for it) lets the
 next command on the same host close what the dead process left RUNNING at once, instead of
 waiting for a heartbeat to go stale. Other hosts' processes cannot be seen from here: their
-trials rely on the heartbeat alone.
+trials rely on the heartbeat alone. A worker also watches the sweep that started it, and
+stops (as on SIGTERM: its trial failed, its run closed) once that sweep is gone.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
+import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
 
-def _start_ticks(pid: int) -> str:
-    """The pid's start time in clock ticks since boot (Linux); '' where /proc is absent."""
+#: Seconds between a worker's checks that the sweep which started it still runs.
+WATCH_INTERVAL = 1.0
+#: Environment variable naming the sweep that started a worker: "<pid> <start time>".
+SWEEP_ENV = "NSYNTH_SWEEP_PROCESS"
+#: Two start times closer than this are the same process (they come from one clock).
+SAME_START = 0.05
+
+
+def start_time(pid: int) -> float | None:
+    """When the process started (seconds since the epoch), None if there is no such process."""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return ""
-    # Field 22 counts after the command name, which may itself hold spaces or parentheses.
-    return stat.rsplit(")", 1)[1].split()[19]
+        return psutil.Process(pid).create_time()
+    except (psutil.NoSuchProcess, psutil.ZombieProcess):
+        return None
+    except psutil.AccessDenied:
+        return None
 
 
-def _zombie(pid: int) -> bool:
+def _recorded_start(started: str) -> float | None:
+    """A recorded start time: epoch seconds, or Linux clock ticks since boot (older tags)."""
     try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
-    except OSError:
+        value = float(started)
+    except ValueError:
+        return None
+    if "." in started:
+        return value
+    return psutil.boot_time() + value / os.sysconf("SC_CLK_TCK")
+
+
+def alive(pid: int, started: str = "") -> bool:
+    """Whether `pid` runs on this host and, when `started` is known, is the process that
+    started then (not a recycled pid); a zombie (killed, not yet reaped) is not alive."""
+    try:
+        proc = psutil.Process(pid)
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            return False
+        now = proc.create_time()
+    except psutil.NoSuchProcess:
         return False
+    except psutil.AccessDenied:
+        return True  # exists, owned by another user
+    then = _recorded_start(started) if started else None
+    return then is None or abs(now - then) < SAME_START
 
 
 @dataclass(frozen=True)
@@ -43,7 +76,7 @@ class Owner:
 
     @classmethod
     def me(cls) -> Owner:
-        return cls(socket.gethostname(), os.getpid(), _start_ticks(os.getpid()))
+        return cls(socket.gethostname(), os.getpid(), repr(start_time(os.getpid()) or 0.0))
 
     def tags(self) -> dict[str, str]:
         return {"owner_host": self.host, "owner_pid": str(self.pid), "owner_started": self.started}
@@ -61,18 +94,7 @@ class Owner:
 
     def gone(self) -> bool:
         """True only when this host can tell for sure that the owner no longer runs."""
-        if not self.here():
-            return False
-        try:
-            os.kill(self.pid, 0)
-        except ProcessLookupError:
-            return True
-        except PermissionError:
-            pass  # exists, owned by another user
-        if _zombie(self.pid):
-            return True  # killed, not yet reaped by its parent
-        now = _start_ticks(self.pid)
-        return bool(self.started and now and now != self.started)
+        return self.here() and not alive(self.pid, self.started)
 
     def __str__(self) -> str:
         return f"pid {self.pid} on {self.host}"
@@ -98,8 +120,27 @@ def spawn_workers(
         ]
         if deadline is not None:
             cmd += ["--deadline", repr(deadline)]
-        procs.append(subprocess.Popen([*cmd, *overrides]))
+        me = Owner.me()
+        env = {**os.environ, SWEEP_ENV: f"{me.pid} {me.started}"}
+        procs.append(subprocess.Popen([*cmd, *overrides], env=env))
     return procs
+
+
+def stop_with_parent(interval: float = WATCH_INTERVAL) -> None:
+    """SIGTERM this process once the sweep that started it is gone (a sweep killed with
+    SIGKILL cannot stop its workers itself). SIGTERM, not an exit: the worker's handler fails
+    its trial and closes its run on the way out, as when the sweep stops it. The sweep is
+    named by SWEEP_ENV (pid and start time), so a worker whose sweep died before this call
+    (and that was handed to another parent) still knows it is orphaned."""
+    named = os.environ.get(SWEEP_ENV, "").split()
+    parent, started = (int(named[0]), named[1]) if len(named) == 2 else (os.getppid(), "")
+
+    def watch() -> None:
+        while alive(parent, started):
+            time.sleep(interval)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 def limit_threads(workers: int) -> None:

@@ -16,6 +16,7 @@ from nsynth_research.core.config import ExperimentConfig, TrackingConfig
 from nsynth_research.core.runs import (
     OBJECTIVE_TAG,
     config_from_tree,
+    epoch_metric,
     run_config_tree,
     tracked_training,
 )
@@ -115,13 +116,14 @@ def reproduce(
     )
     r = tracked.result
     metrics = original.data.metrics
-    best = f"best_{task.objective.metric}"
+    best = task.objective.metric  # the kept epoch's value (see `runs.scored_metrics`)
     final = "val_loss"
-    history = client.get_metric_history(run_id, final)
+    history = client.get_metric_history(run_id, epoch_metric(final))
     old_final = max(history, key=lambda m: m.step).value if history else None
     rows = [
-        (best, metrics.get(best), r.objective),
-        ("best_epoch", metrics.get("best_epoch"), float(r.best_epoch)),
+        # Runs logged before the plain name held the kept epoch's value logged `best_<name>`.
+        (best, metrics.get(best, metrics.get(f"best_{best}")), r.objective),
+        ("best_epoch", metrics.get("best_epoch"), float(r.best_epoch + 1)),
         ("epochs_run", metrics.get("epochs_run"), float(r.epochs_run)),
         (f"final_{final}", old_final, r.history[final][-1]),
     ]

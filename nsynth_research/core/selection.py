@@ -3,68 +3,49 @@
 This is the only code that asks a task to score the test split. The read is claimed in the
 study's storage before the first test prediction (atomically: see `claims`), a claimed read is
 never silently repeated, not even after a crash (the FAILED evaluation still holds it), and a
-study still running anywhere is not evaluated yet. FORCE reads again, and the summary then
-says the test split was read more than once. So the test figure stays an honest estimate
-rather than one more thing selected on.
+study still running anywhere, or stopped before n_trials, is not evaluated by itself (see
+`readiness`). FORCE reads again, and the summary then says the test split was read more than
+once; INCOMPLETE reads an unfinished study, and every summary then says the read came early.
+So the test figure stays an honest estimate rather than one more thing selected on.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-from dataclasses import dataclass, field
 from typing import Any
 
-import matplotlib.pyplot as plt
 import mlflow
 import optuna
-from mlflow.exceptions import MlflowException
 from optuna.trial import FrozenTrial, TrialState
 
 from nsynth_research.core.claims import (
     ClaimLost,
     ReadClaim,
-    check_ready,
+    adopt_legacy,
     claim_test_read,
     claimed_reads,
     describe_read,
 )
 from nsynth_research.core.describe import NOTE_TAG
 from nsynth_research.core.errors import UserError
+from nsynth_research.core.evaluations import EARLY_TAG, SUMMARY_ARTIFACT, Evaluation
+from nsynth_research.core.evaluations import logged_evaluation as logged_evaluation
+from nsynth_research.core.evaluations import previous_evaluation as previous_evaluation
+from nsynth_research.core.final_fit import model_to_read
+from nsynth_research.core.parent_run import PARENT_ATTR
+from nsynth_research.core.readiness import check_ready
+from nsynth_research.core.registry import log_artifacts, register_champion
 from nsynth_research.core.runs import run_config
 from nsynth_research.core.space import base_config, study_experiment
 from nsynth_research.core.storage import RUN_ATTR, load_study, open_storage, storage_url
-from nsynth_research.core.study import PARENT_ATTR
 from nsynth_research.core.study_config import StudyConfig
-from nsynth_research.core.task import Objective, SplitReport, Task
-from nsynth_research.core.tracking import STATE_TAG, log_figure, open_store, tracked_run
+from nsynth_research.core.task import Objective, SplitReport, Task, recorded_objective
+from nsynth_research.core.tracking import STATE_TAG, open_store, tracked_run
 from nsynth_research.core.trial import STUDY_TAG
 
 log = logging.getLogger(__name__)
 
 EVALUATED_TAG = "test_evaluation_run_id"
-CHAMPION_ALIAS = "champion"
-SUMMARY_ARTIFACT = "summary.txt"
-
-
-@dataclass(frozen=True)
-class Evaluation:
-    """The final, once-per-study test figures of the champion."""
-
-    run_id: str
-    trial: int
-    params: dict[str, Any]
-    #: The champion's validation objective (what it was selected on).
-    objective: float
-    #: Headline test metrics, as the task named them (e.g. test_accuracy and its interval).
-    metrics: dict[str, float]
-    #: The task's summary lines, headline first.
-    lines: list[str] = field(default_factory=list)
-    registered: str = ""
-    #: How the evaluation run ended: FINISHED, or FAILED when it crashed after its claim.
-    state: str = "FINISHED"
-    #: How many times the study's test split has been claimed (1 unless FORCE was used).
-    reads: int = 1
 
 
 def select_best(opt: optuna.Study, objective: Objective) -> FrozenTrial:
@@ -86,6 +67,8 @@ def baseline_trial(opt: optuna.Study) -> FrozenTrial | None:
 
 
 def log_refusal(study: StudyConfig, base: Any, parent: str, previous: str) -> None:
+    """A REFUSED evaluation run under the parent, so the UI shows that a second look was
+    asked for and not made."""
     with tracked_run(
         base.tracking,
         run_name="test evaluation refused",
@@ -101,91 +84,72 @@ def log_refusal(study: StudyConfig, base: Any, parent: str, previous: str) -> No
         )
 
 
-def study_reads(study: StudyConfig, base: Any) -> list[ReadClaim]:
-    """The claimed reads of the study's test split, from its storage."""
-    return claimed_reads(open_storage(storage_url(study, base)), study.name)
-
-
-def previous_evaluation(task: Task, study: StudyConfig) -> Evaluation | None:
-    """The study's latest claimed test evaluation, read back from its run (None if the test
-    split was never claimed). A run that crashed after its claim comes back FAILED."""
-    base = base_config(study, task.config_type)
-    reads = study_reads(study, base)
-    if not reads:
-        return None
-    client = open_store(base.tracking)
-    return logged_evaluation(client, reads[-1].run_id, task.objective, len(reads))
-
-
-def logged_evaluation(client: Any, run_id: str, objective: Objective, reads: int) -> Evaluation:
-    """An evaluation run read back: its metrics, summary lines and how it ended."""
-    run = client.get_run(run_id)
-    p = run.data.params
-    try:
-        lines = mlflow.artifacts.load_text(f"runs:/{run_id}/{SUMMARY_ARTIFACT}").splitlines()
-    except MlflowException:
-        lines = []
-    return Evaluation(
-        run_id=run_id,
-        trial=int(p.get("trial", -1)),
-        params={k.removeprefix("trial."): v for k, v in p.items() if k.startswith("trial.")},
-        objective=run.data.metrics.get(f"selected_{objective.metric}", float("nan")),
-        metrics=dict(run.data.metrics),
-        lines=lines,
-        registered=run.data.tags.get("registered_model", ""),
-        state=run.data.tags.get(STATE_TAG, run.info.status),
-        reads=reads,
-    )
-
-
-def evaluate_study(task: Task, study: StudyConfig, *, force: bool = False) -> Evaluation:
+def evaluate_study(
+    task: Task, study: StudyConfig, *, force: bool = False, incomplete: bool = False
+) -> Evaluation:
     """Pick the best trial by the validation objective and score it once on the test split.
 
     Order matters: the evaluation run is created, the read is claimed for it in the study's
-    storage and tagged on the parent run, and only then is the test split scored. A crash
-    anywhere after the claim leaves a FAILED evaluation that still holds the read.
+    storage (one insert naming the run) and tagged on the parent run, and only then is the
+    test split scored. A crash anywhere after the claim leaves a FAILED evaluation that still
+    holds the read. `incomplete` allows a study that stopped before n_trials.
     """
-    base = base_config(study, task.config_type)
+    # Naming the objective selects on it: a study defined with another one is refused.
+    base = recorded_objective(task, base_config(study, task.config_type))
     opt = load_study(study, base, task.objective.direction)
     parent = opt.user_attrs.get(PARENT_ATTR)
     if not parent:
         raise UserError(f"study {study.name!r} has not been run: run `make sweep` first")
     client = open_store(base.tracking)
     storage = open_storage(storage_url(study, base))
+    adopt_legacy(storage, study.name)
     reads = claimed_reads(storage, study.name)
     if reads and not force:
-        log_refusal(study, base, parent, reads[0].run_id)
+        log_refusal(study, base, parent, reads[-1].run_id)
         raise UserError(
             f"study {study.name!r} was already evaluated on the test split "
-            f"({describe_read(reads[0], client)}); the refusal is logged. Use "
-            "`make evaluate FORCE=1` to evaluate again anyway (it is reported as read twice)."
+            f"({describe_read(reads[-1], client)}); the refusal is logged. Use "
+            "`make evaluate FORCE=1` to evaluate again anyway (it is reported as read "
+            f"{times(len(reads) + 1)})."
         )
-    check_ready(opt, study)
+    now = check_ready(opt, study, incomplete=incomplete)
+    early = "" if now.complete else f"{now.finished} of {now.n_trials} trials"
     best = select_best(opt, task.objective)
     best_run = best.user_attrs.get(RUN_ATTR)
     if not best_run:
         raise UserError(f"trial {best.number} has no MLflow run id; its run cannot be evaluated")
     config = run_config(client, best_run, task.config_type)
+    scored = model_to_read(task, study, best, best_run, config, parent)  # study.final_fit
     lost: ReadClaim | None = None
     with tracked_run(
         base.tracking,
         run_name=f"test evaluation (trial {best.number})",
         experiment=study_experiment(study),
         parent_run_id=parent,
-        tags={STUDY_TAG: study.name, "role": "evaluation", "evaluated_run_id": best_run},
+        tags={STUDY_TAG: study.name, "role": "evaluation", "evaluated_run_id": scored.run_id},
     ) as run:
         mlflow.log_params(
             {"trial": best.number, **{f"trial.{k}": v for k, v in best.params.items()}}
         )
         try:
-            read = claim_test_read(storage, study.name, run.info.run_id, force=force)
+            read = claim_test_read(
+                storage,
+                study.name,
+                run.info.run_id,
+                force=force,
+                finished=now.finished if early else None,
+                n_trials=now.n_trials if early else None,
+            )
         except ClaimLost as exc:
             lost = exc.read
         if lost is None:
             mlflow.set_tags({"test_read": str(read.number), "test_read_forced": str(read.forced)})
+            if early:
+                mlflow.set_tag(EARLY_TAG, early)
             client.set_tag(parent, EVALUATED_TAG, run.info.run_id)
             client.set_tag(parent, "test_reads", str(read.number))
-            report = task.score(config, best_run, "test", resamples=study.bootstrap)
+            report = task.score(scored.config, scored.run_id, "test", resamples=study.bootstrap)
+            report.lines.append(scored.line)
             mlflow.set_tags(report.tags)
             mlflow.log_metrics(
                 {**report.metrics, f"selected_{task.objective.metric}": float(best.value)}
@@ -193,9 +157,10 @@ def evaluate_study(task: Task, study: StudyConfig, *, force: bool = False) -> Ev
             log_artifacts(report.artifacts)
             mlflow.log_text("\n".join(report.lines) + "\n", SUMMARY_ARTIFACT)
             note = champion_note(study, best, best_run, run.info.run_id, task.objective, report)
+            note = f"{note} {scored.line[0].upper()}{scored.line[1:]}."
             mlflow.set_tag(NOTE_TAG, note)
             registered = register_champion(
-                client, study, best, best_run, report.model_uri, note=note
+                client, study, best, scored.run_id, report.model_uri, note=note
             )
         else:
             mlflow.log_text(
@@ -204,8 +169,8 @@ def evaluate_study(task: Task, study: StudyConfig, *, force: bool = False) -> Ev
     if lost is not None:
         client.set_tag(run.info.run_id, STATE_TAG, "REFUSED")
         raise UserError(
-            f"another evaluation (run {lost.run_id}, {lost.owner}) claimed the test read of "
-            f"study {study.name!r} first; nothing was read here. Its result is in that run."
+            f"another evaluation claimed the test read of study {study.name!r} first "
+            f"({describe_read(lost, client)}); nothing was read here"
         )
     return Evaluation(
         run_id=run.info.run_id,
@@ -216,21 +181,8 @@ def evaluate_study(task: Task, study: StudyConfig, *, force: bool = False) -> Ev
         lines=report.lines,
         registered=registered,
         reads=read.number,
+        early=early,
     )
-
-
-def log_artifacts(artifacts: dict[str, Any]) -> None:
-    """Figures as PNGs, data frames as MLflow tables (shown as tables in the UI), dicts as
-    JSON, anything else as text, into the active run."""
-    for path, value in artifacts.items():
-        if isinstance(value, plt.Figure):
-            log_figure(value, path)
-        elif hasattr(value, "to_dict") and hasattr(value, "columns"):  # a pandas DataFrame
-            mlflow.log_table(value, path)
-        elif isinstance(value, dict | list):
-            mlflow.log_text(json.dumps(value, indent=2), path)
-        else:
-            mlflow.log_text(str(value), path)
 
 
 def champion_note(
@@ -241,54 +193,31 @@ def champion_note(
     objective: Objective,
     report: SplitReport,
 ) -> str:
-    """The evaluation run's and the model version's description: what was selected on
-    what, the single test figure with its interval, the data and the runs to open."""
-    headline = report.lines[0] if report.lines else "(no summary)"
+    """The evaluation run's and the model version's description: the test figure of the
+    metric the study selected on, with its interval, first; then the task's next figure,
+    what was selected on what, the data and the runs to open."""
+    headline, *rest = report.lines or ["(no summary)"]
+    second = f" Also: {rest[0]}." if rest else ""
     data = report.tags.get("data_fingerprint", "unknown")
+    datasets = report.tags.get("datasets", "")
     return (
-        f"Champion of study {study.name}: trial {best.number} (run {best_run}), selected on "
-        f"{objective.label} {best.value:.4f}. Test, read once: {headline}. Data {data}; "
-        f"evaluation run {evaluation_run}."
+        f"{headline} (read once).{second} Champion of study {study.name}: trial "
+        f"{best.number} (run {best_run}), selected on {objective.label} {best.value:.4f} "
+        f"(validation). Data {data}"
+        + (f": {datasets}" if datasets else "")
+        + f"; evaluation run {evaluation_run}."
     )
 
 
-def register_champion(
-    client: Any,
-    study: StudyConfig,
-    best: FrozenTrial,
-    best_run: str,
-    model_uri: str,
-    *,
-    note: str = "",
-) -> str:
-    """Register the champion's model under the study's name with the `champion` alias; the
-    version carries the evaluation's description and run ids as tags."""
-    name = f"nsynth-{study.name}"
-    evaluation = mlflow.active_run()
-    tags = {"trial": str(best.number), "run_id": best_run, "selected_value": f"{best.value:.4f}"}
-    if evaluation is not None:
-        tags["evaluation_run_id"] = evaluation.info.run_id
-    version = mlflow.register_model(model_uri, name, tags=tags)
-    client.set_registered_model_alias(name, CHAMPION_ALIAS, version.version)
-    if note:
-        client.update_model_version(name, version.version, description=note)
-    client.update_registered_model(
-        name,
-        description=(
-            f"Champion models of study {study.name}: each version is the study's best trial "
-            f"by validation, scored once on the test split. @{CHAMPION_ALIAS} is the latest; "
-            "`make predict AUDIO=...` and `make dream` use it."
-        ),
-    )
-    mlflow.set_tag("registered_model", f"{name}@{CHAMPION_ALIAS} (version {version.version})")
-    return f"models:/{name}@{CHAMPION_ALIAS}"
+def times(n: int) -> str:
+    return {1: "once", 2: "twice"}.get(n, f"{n} times")
 
 
-def _scores(trial: FrozenTrial) -> str:
-    """All validation scores a trial logged (e.g. in- and cross-library), beside its objective."""
+def _scores(trial: FrozenTrial, objective: Objective) -> str:
+    """The trial's other validation scores (e.g. in-library beside cross-library)."""
     scores = trial.user_attrs.get("scores") or {}
-    shown = ", ".join(f"{k.removeprefix('best_')} {v:.4f}" for k, v in sorted(scores.items()))
-    return f" ({shown})" if shown else ""
+    shown = ", ".join(f"{k} {v:.4f}" for k, v in sorted(scores.items()) if k != objective.label)
+    return f" (also {shown})" if shown else ""
 
 
 def format_summary(
@@ -305,8 +234,13 @@ def format_summary(
         f"{pruned} pruned, {states.count(TrialState.FAIL)} failed"
         + (f", {seconds:.0f} s this run" if seconds is not None else ""),
     ]
+    if not complete:  # e.g. a time limit that ran out during the first trial
+        return "\n".join([*lines, "no trial completed yet: nothing to select from"])
     best = select_best(opt, objective)
-    lines.append(f"best trial {best.number}: {objective.label} {best.value:.4f}{_scores(best)}")
+    lines.append(
+        f"best trial {best.number}: {objective.label} {best.value:.4f} on validation"
+        f"{_scores(best, objective)}"
+    )
     for key, value in best.params.items():
         shown = f"{value:.6g}" if isinstance(value, float) else value  # 0.30000000000000004
         lines.append(f"    {key} = {shown}")
@@ -315,22 +249,48 @@ def format_summary(
         if base.state == TrialState.COMPLETE:
             lines.append(
                 f"seed baseline (trial {base.number}): {objective.label} {base.value:.4f} "
-                f"({best.value - base.value:+.4f} for the best){_scores(base)}"
+                f"({best.value - base.value:+.4f} for the best){_scores(base, objective)}"
             )
         else:
             lines.append(f"seed baseline (trial {base.number}): {base.state.name}")
-    if evaluation is not None and evaluation.state != "FINISHED":
+    if evaluation is not None and evaluation.state == "DIED":
+        lines.append(
+            "the single test read was claimed by a process that died before it recorded its "
+            "evaluation run: no figure to report, and the read is spent. "
+            "`make evaluate FORCE=1` reads again (reported as read twice)."
+        )
+    elif evaluation is not None and evaluation.state != "FINISHED":
         lines.append(
             f"test evaluation run {evaluation.run_id} ended {evaluation.state} after claiming "
             "the single test read: no figure to report, and the read is spent. "
             "`make evaluate FORCE=1` reads again (reported as read twice)."
         )
     elif evaluation is not None:
-        times = {1: "once", 2: "twice"}.get(evaluation.reads, f"{evaluation.reads} times")
+        read = times(evaluation.reads)
         headline, *rest = evaluation.lines or ["(no summary logged)"]
-        lines.append(f"champion (trial {evaluation.trial}, test read {times}): {headline}")
-        lines.extend(f"    {line}" for line in rest)
+        # The test figure of what the study selected on leads the summary.
+        lines[:0] = [
+            f"champion of study {opt.study_name} (trial {evaluation.trial}, test read "
+            f"{read}): {headline}",
+            *(f"    {line}" for line in rest),
+        ]
         lines.append(
             f"champion registered as {evaluation.registered}; evaluation run {evaluation.run_id}"
         )
+    if evaluation is not None and evaluation.early:
+        lines.append(early_note(evaluation, best.number))
     return "\n".join(lines)
+
+
+def early_note(evaluation: Evaluation, best: int) -> str:
+    """What a read made before n_trials means for the figures above it."""
+    note = (
+        f"the test read came early, on purpose (INCOMPLETE=1), when {evaluation.early} had "
+        "finished: the champion was selected from those only"
+    )
+    if evaluation.trial >= 0 and best != evaluation.trial:
+        note += (
+            f"; trial {best}, best now, finished later and has no test figure (a new read "
+            "needs FORCE=1 and is reported as such)"
+        )
+    return note

@@ -1,15 +1,13 @@
 """Where a study lives (SQLite beside the MLflow store, or a shared PostgreSQL URL), how it
-samples and prunes, and how trials of dead workers are found and closed.
+samples and prunes, and how it is opened.
 
 What each guarantee rests on:
-- A dead worker's trial is failed, with its MLflow run: on this host as soon as its owner
-  process is gone (`process.Owner`), on any host once its Optuna heartbeat is older than
-  GRACE seconds. `reap` runs before a worker starts, between trials and at the study's end.
-- Exactly n_trials trials finish: a trial that finds the study's slots already taken by
-  earlier trials (finished, or running with a live owner) is failed unrun as surplus
-  (`surplus`), and a study whose running trials die is topped up by the next worker.
 - A restart proposes new points: the sampler is re-seeded per trial from the study seed and
   the trial's number (the count of trials already in storage), never replayed from the start.
+- One study, one definition: the creator stores its definition (`definition`), and a YAML
+  that reuses the name with another definition is refused.
+- A storage that cannot be reached, or that would log a password, is one line of error.
+- Trials of dead workers are failed whenever the study is opened (`liveness.reap`).
 """
 
 from __future__ import annotations
@@ -19,51 +17,40 @@ import os
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import optuna
 import sqlalchemy
-from mlflow.tracking import MlflowClient
-from optuna.exceptions import UpdateFinishedTrialError
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import FrozenTrial
 
 from nsynth_research.core.config import ExperimentConfig
+from nsynth_research.core.definition import check_definition
 from nsynth_research.core.errors import UserError
 from nsynth_research.core.files import create_atomically
+from nsynth_research.core.liveness import RUN_ATTR as RUN_ATTR  # importers name it from here
+from nsynth_research.core.liveness import URI_ATTR as URI_ATTR
+from nsynth_research.core.liveness import close_trial_run, reap
 from nsynth_research.core.process import Owner
 from nsynth_research.core.study_config import StudyConfig
-from nsynth_research.core.tracking import close_run
+from nsynth_research.core.urls import STORAGE_ENV, has_password, redact
 
 log = logging.getLogger(__name__)
 
-RUN_ATTR = "mlflow_run_id"
-URI_ATTR = "mlflow_tracking_uri"
-#: Environment variable holding the shared study storage URL (it may carry a password).
-STORAGE_ENV = "NSYNTH_STORAGE"
 #: Seconds between Optuna heartbeats; a trial silent for GRACE seconds was killed.
 HEARTBEAT = 20
 GRACE = 60
-#: Trial states that hold one of the study's n_trials slots.
-FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
-HOLDING = (*FINISHED, TrialState.RUNNING, TrialState.WAITING)
-
-
-def redact(url: str) -> str:
-    """The URL with any password replaced by ***, safe to log as a param or tag."""
-    try:
-        return sqlalchemy.engine.make_url(url).render_as_string(hide_password=True)
-    except sqlalchemy.exc.ArgumentError:
-        return url
+#: Seconds to wait for a database server to answer before calling it unreachable.
+CONNECT_TIMEOUT = 15
+#: Study attribute naming the process that created the study (see `study.parent_run`).
+CREATOR_ATTR = "creator"
 
 
 def storage_url(study: StudyConfig, base: ExperimentConfig) -> str:
     """The study's storage: its config, else NSYNTH_STORAGE, else SQLite in the MLflow store."""
     if study.storage:
-        if redact(study.storage) != study.storage:
+        if has_password(study.storage):
             raise UserError(
                 f"the storage URL of study {study.name!r} carries a password, which would be "
                 f"logged with the study; remove `storage` from the experiment YAML and export "
@@ -83,8 +70,9 @@ def _build_optuna_db(path: Path) -> None:
     storage.engine.dispose()
 
 
-def open_storage(url: str) -> optuna.storages.BaseStorage:
-    """RDB storage with heartbeats, so a trial whose process was killed is failed later."""
+def open_storage(url: str) -> optuna.storages.RDBStorage:
+    """RDB storage with heartbeats, so a trial whose process was killed is failed later; a
+    storage that cannot be opened is a UserError naming it (password masked)."""
     for attempt in range(3):
         try:
             return _rdb_storage(url)
@@ -93,10 +81,35 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
             if attempt == 2:
                 raise
             time.sleep(1 + attempt)
+        except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.ArgumentError) as exc:
+            raise UserError(
+                f"cannot open the study storage {redact(url)}: {first_line(exc)}; check that "
+                f"the database is up and that {STORAGE_ENV} (or the experiment's `storage`) "
+                "names it"
+            ) from None
+        except ImportError as exc:
+            missing = getattr(exc.__cause__, "name", None) or "its driver"
+            raise UserError(
+                f"the study storage {redact(url)} needs the database driver {missing!r}, which "
+                "is not installed; install it, or name an installed one in the URL (e.g. "
+                "postgresql+psycopg2://)"
+            ) from None
     raise AssertionError("unreachable")
 
 
+def first_line(exc: BaseException) -> str:
+    """The driver's own message, first line, any password in it masked."""
+    text = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    return redact(text[0]) if text else type(exc).__name__
+
+
 def _rdb_storage(url: str) -> optuna.storages.RDBStorage:
+    connect: dict[str, Any] = {}
+    psycopg2 = url.startswith(("postgresql://", "postgresql+psycopg2://"))
+    if url.startswith("sqlite"):
+        connect["timeout"] = 60
+    elif psycopg2 and "connect_timeout" not in url:
+        connect["connect_timeout"] = CONNECT_TIMEOUT
     with warnings.catch_warnings():
         # Heartbeats are flagged experimental; they are what fails a killed worker's trial.
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -107,7 +120,7 @@ def _rdb_storage(url: str) -> optuna.storages.RDBStorage:
             heartbeat_stale_trial_callback=lambda study, trial: close_trial_run(
                 trial, f"no heartbeat from its worker for over {GRACE} s (the worker died)"
             ),
-            engine_kwargs={"connect_args": {"timeout": 60}} if url.startswith("sqlite") else None,
+            engine_kwargs={"connect_args": connect} if connect else None,
         )
 
 
@@ -166,14 +179,15 @@ def make_sampler(study: StudyConfig) -> optuna.samplers.BaseSampler:
 def make_pruner(study: StudyConfig) -> optuna.pruners.BasePruner:
     """The configured pruner; see `PrunerConfig` for what each one stops."""
     p = study.pruner
-    median = optuna.pruners.MedianPruner(
-        n_startup_trials=p.n_startup_trials, n_warmup_steps=p.n_warmup_steps
-    )
+    # Trials report epoch N at step N (from 1), and Optuna prunes from step n_warmup_steps
+    # on: so n_warmup_steps epochs are never pruned, the first prunable one is the next.
+    warmup = p.n_warmup_steps + 1
+    median = optuna.pruners.MedianPruner(n_startup_trials=p.n_startup_trials, n_warmup_steps=warmup)
     if p.name == "median":
         return median
     if p.name == "percentile":
         return optuna.pruners.PercentilePruner(
-            p.percentile, n_startup_trials=p.n_startup_trials, n_warmup_steps=p.n_warmup_steps
+            p.percentile, n_startup_trials=p.n_startup_trials, n_warmup_steps=warmup
         )
     if p.name == "patience":
         return optuna.pruners.PatientPruner(median, patience=p.patience)
@@ -186,9 +200,9 @@ def make_pruner(study: StudyConfig) -> optuna.pruners.BasePruner:
             min_resource=p.min_resource, reduction_factor=p.reduction_factor
         )
     if p.name == "wilcoxon":
-        return optuna.pruners.WilcoxonPruner(
-            p_threshold=p.p_threshold, n_startup_steps=p.n_warmup_steps
-        )
+        # n_startup_steps counts the epochs reported before it may prune: the warm-up ones
+        # and the first prunable one, as for the others.
+        return optuna.pruners.WilcoxonPruner(p_threshold=p.p_threshold, n_startup_steps=warmup)
     return optuna.pruners.NopPruner()
 
 
@@ -209,102 +223,12 @@ def open_study(
         opt, created = optuna.create_study(**kwargs), True
     except optuna.exceptions.DuplicatedStudyError:
         opt, created = optuna.create_study(**kwargs, load_if_exists=True), False
+    if created:
+        opt.set_user_attr(CREATOR_ATTR, Owner.me().tags())
+    check_definition(opt, study, base)
     reap(opt)
     return opt, created
 
 
 def load_study(study: StudyConfig, base: ExperimentConfig, direction: str) -> optuna.Study:
     return open_study(study, base, direction)[0]
-
-
-def claim_trial(trial: optuna.Trial) -> None:
-    """Record this process as the trial's owner, so its death can be told from a slow run."""
-    for key, value in Owner.me().tags().items():
-        trial.set_user_attr(key, value)
-
-
-def close_trial_run(trial: FrozenTrial, reason: str) -> None:
-    """End the MLflow run of a failed trial FAILED with `reason` (if it has one, still open)."""
-    run_id, uri = trial.user_attrs.get(RUN_ATTR), trial.user_attrs.get(URI_ATTR)
-    if run_id and uri and close_run(MlflowClient(uri), run_id, f"trial {trial.number}: {reason}"):
-        log.warning("trial %d's run %s closed as FAILED: %s", trial.number, run_id, reason)
-
-
-def _fail(opt: optuna.Study, trial: FrozenTrial, reason: str) -> bool:
-    try:
-        opt._storage.set_trial_user_attr(trial._trial_id, "fail_reason", reason)
-        return opt._storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)
-    except UpdateFinishedTrialError:
-        return False  # it ended meanwhile, or another worker failed it first
-
-
-def reap(opt: optuna.Study) -> list[int]:
-    """Fail every RUNNING trial whose worker is dead, close its run, and say so."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        before = {t.number for t in opt.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
-        optuna.storages.fail_stale_trials(opt)  # heartbeat older than GRACE: any host
-    failed = []
-    for t in opt.get_trials(deepcopy=False):
-        owner = Owner.from_tags(t.user_attrs)
-        if t.state == TrialState.RUNNING and owner is not None and owner.gone():
-            reason = f"its worker ({owner}) died mid-trial"
-            if _fail(opt, t, reason):
-                close_trial_run(t, reason)
-                failed.append(t.number)
-        elif t.state == TrialState.FAIL and t.number in before:
-            failed.append(t.number)
-    for number in failed:
-        log.warning("study %s: trial %d was left RUNNING by a dead worker; failed it (it does "
-                    "not count toward n_trials)", opt.study_name, number)
-    return failed
-
-
-@dataclass(frozen=True)
-class Progress:
-    """Where a study with a trial budget stands: finished trials and trials running now."""
-
-    n_trials: int
-    finished: int
-    running: list[FrozenTrial]
-
-    @property
-    def complete(self) -> bool:
-        return self.finished >= self.n_trials
-
-    @property
-    def free(self) -> int:
-        return self.n_trials - self.finished - len(self.running)
-
-    def describe_running(self) -> str:
-        now = datetime.now()
-        return ", ".join(
-            f"trial {t.number} ({Owner.from_tags(t.user_attrs) or 'owner unknown'}, "
-            f"started {(now - t.datetime_start).total_seconds():.0f} s ago)"
-            if t.datetime_start
-            else f"trial {t.number}"
-            for t in self.running
-        )
-
-
-def progress(opt: optuna.Study, n_trials: int) -> Progress:
-    """The study's progress toward n_trials; `complete` means ready for its evaluation."""
-    trials = opt.get_trials(deepcopy=False)
-    return Progress(
-        n_trials,
-        sum(t.state in FINISHED for t in trials),
-        # Queued (WAITING) trials hold no slot: the next worker to ask runs them.
-        [t for t in trials if t.state == TrialState.RUNNING],
-    )
-
-
-def surplus(opt: optuna.Study, trial: optuna.Trial, n_trials: int) -> bool:
-    """Whether the n_trials slots are already held by trials numbered before this one.
-
-    Two workers that each see one free slot both create a trial; the later-numbered one finds
-    the slot taken here and is failed unrun, so the study never finishes more than n_trials.
-    """
-    earlier = [
-        t for t in opt.get_trials(deepcopy=False, states=HOLDING) if t.number < trial.number
-    ]
-    return len(earlier) >= n_trials

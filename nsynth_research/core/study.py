@@ -4,8 +4,10 @@ scored on its validation split, and the parent MLflow run collects the study's f
 The study drives training (never the reverse) and never touches the test split: that is
 `selection`'s single job, after the study. Storage is resumable and shared: rerunning a sweep
 continues the same study, workers on many machines join it, trials left RUNNING by dead
-workers are failed (see `storage` for what each guarantee rests on), and every worker returns
-only once the study has exactly n_trials finished trials, or its deadline has passed.
+workers are failed (see `liveness` for what each guarantee rests on), and every worker returns
+only once the study has exactly n_trials finished trials, or its deadline has passed. The
+parent run records its owner like every run, so a sweep killed outright leaves nothing that
+the next command does not close, and a sweep that fails ends its parent FAILED with the error.
 """
 
 from __future__ import annotations
@@ -21,93 +23,22 @@ from mlflow.entities import RunStatus
 from optuna.trial import TrialState
 
 from nsynth_research.core.config import ExperimentConfig
-from nsynth_research.core.describe import (
-    set_experiment_note,
-    set_run_note,
-    study_note,
-    study_params,
-)
 from nsynth_research.core.errors import UserError
+from nsynth_research.core.liveness import FINISHED, HOLDING, Progress, progress, reap
+from nsynth_research.core.parent_run import PARENT_ATTR, end_parent, parent_run
 from nsynth_research.core.process import limit_threads, spawn_workers
-from nsynth_research.core.space import (
-    base_config,
-    baseline_params,
-    check_search_space,
-    study_experiment,
-)
-from nsynth_research.core.storage import (
-    FINISHED,
-    HOLDING,
-    load_study,
-    open_study,
-    progress,
-    reap,
-    redact,
-    storage_url,
-)
+from nsynth_research.core.space import base_config, baseline_params, check_search_space
+from nsynth_research.core.storage import load_study, open_study
 from nsynth_research.core.study_config import StudyConfig
 from nsynth_research.core.study_report import log_study_artifacts
 from nsynth_research.core.task import Task, recorded_objective
-from nsynth_research.core.tracking import (
-    STATE_TAG,
-    experiment_id,
-    git_version,
-    open_store,
-)
-from nsynth_research.core.trial import (
-    STUDY_TAG,
-    StudyContext,
-    SurplusTrial,
-    objective,
-)
+from nsynth_research.core.tracking import STATE_TAG, check_writable, open_store
+from nsynth_research.core.trial import StudyContext, SurplusTrial, objective
 
 log = logging.getLogger(__name__)
 
-PARENT_ATTR = "mlflow_parent_run_id"
-#: Seconds between checks while waiting for other workers' trials or the parent run.
+#: Seconds between checks while waiting for other workers' trials.
 POLL = 2.0
-#: Seconds a joining worker waits for the study's creator to open the parent run.
-PARENT_WAIT = 60.0
-
-
-def parent_run(
-    study: StudyConfig,
-    base: ExperimentConfig,
-    opt: optuna.Study,
-    created: bool = True,
-    label: str = "the objective",
-) -> str:
-    """The study's one parent run: opened by the study's creator, reopened by a resume or a
-    worker that joins (which waits for the creator to open it first)."""
-    client = open_store(base.tracking)
-    waited = time.time() + (0.0 if created else PARENT_WAIT)
-    while not (run_id := opt.user_attrs.get(PARENT_ATTR)) and time.time() < waited:
-        time.sleep(POLL)
-    if run_id:
-        client.update_run(run_id, status="RUNNING")
-        return run_id
-    exp = experiment_id(base.tracking, client, study_experiment(study))
-    # The URL, never its password: the tracking store is readable by the whole lab.
-    storage = redact(storage_url(study, base))
-    run = client.create_run(
-        exp,
-        run_name=f"study {study.name}",
-        tags={
-            STUDY_TAG: study.name,
-            "role": "study",
-            "optuna_storage": storage,
-            **git_version(),
-        },
-    )
-    run_id = run.info.run_id
-    for key, value in study_params(study).items():
-        client.log_param(run_id, key, value)
-    set_run_note(client, run_id, study_note(study, label))
-    set_experiment_note(client, exp, study_note(study, label))
-    opt.set_user_attr(PARENT_ATTR, run_id)
-    client.log_text(run_id, study.model_dump_json(indent=2), "study.json")
-    client.log_text(run_id, base.to_yaml(), "base_config.yaml")
-    return run_id
 
 
 class _FailureStreak:
@@ -177,6 +108,10 @@ def prepare_study(task: Task, study: StudyConfig) -> tuple[ExperimentConfig, opt
     names it, and is refused before anything is opened if it names another."""
     base = recorded_objective(task, base_config(study, task.config_type))
     check_search_space(study, base, task.study_fixed_sections)
+    # The tracking store first: a refusal for disk space, or for a read-only store, must
+    # come before the study exists.
+    open_store(base.tracking)
+    check_writable(base.tracking)
     opt, created = open_study(study, base, task.objective.direction)
     if created and study.enqueue_baseline:
         opt.enqueue_trial(baseline_params(study, base), user_attrs={"baseline": True})
@@ -200,7 +135,8 @@ def prepare_study(task: Task, study: StudyConfig) -> tuple[ExperimentConfig, opt
 def worker_main(
     task: Task, study: StudyConfig, worker: int, workers: int, deadline: float | None
 ) -> None:
-    """Entry point of a spawned worker: same study, same per-trial seeds."""
+    """Entry point of a spawned worker: same study, same per-trial seeds (it stops with the
+    sweep that started it: `process.stop_with_parent`, called by the command)."""
     limit_threads(workers)
     base = base_config(study, task.config_type)
     opt = load_study(study, base, task.objective.direction)
@@ -217,6 +153,10 @@ class SweepOutcome:
     base: ExperimentConfig
     parent_run_id: str
     seconds: float
+    #: Where the study stands toward n_trials (complete unless a time limit stopped it).
+    progress: Progress
+    #: Why the sweep ended before n_trials ("" when the study is complete).
+    stopped: str = ""
 
 
 def run_sweep(
@@ -232,12 +172,14 @@ def run_sweep(
     if workers > 1:
         limit_threads(workers)
     base, opt, parent = prepare_study(task, study)
-    data = task.prepare(base)
-    log.info("study %s: data %s", study.name, data.fingerprint)
-    deadline = None if study.timeout_minutes is None else time.time() + 60 * study.timeout_minutes
-    procs = spawn_workers(experiment_path, workers, deadline, overrides or [])
     client = open_store(base.tracking)
+    procs = []
     try:
+        data = task.prepare(base)
+        log.info("study %s: data %s", study.name, data.fingerprint)
+        minutes = study.timeout_minutes
+        deadline = None if minutes is None else time.time() + 60 * minutes
+        procs = spawn_workers(experiment_path, workers, deadline, overrides or [])
         run_worker(StudyContext(task, study, base, data, parent), 0, deadline)
         for number, proc in enumerate(procs, start=1):
             if proc.wait() != 0:
@@ -245,16 +187,19 @@ def run_sweep(
                 code = proc.returncode
                 how = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
                 log.warning("sweep worker %d (pid %d) %s", number, proc.pid, how)
-    except BaseException:
+        opt = load_study(study, base, task.objective.direction)  # fails dead workers' trials
+        log_study_artifacts(opt, base, parent, task.objective)
+    except BaseException as exc:
         for proc in procs:
             proc.terminate()
         for proc in procs:
             proc.wait()
-        client.set_tag(parent, STATE_TAG, "INTERRUPTED")
-        client.set_terminated(parent, RunStatus.to_string(RunStatus.KILLED))
+        end_parent(client, parent, exc)
         raise
-    opt = load_study(study, base, task.objective.direction)  # fails dead workers' trials
-    log_study_artifacts(opt, base, parent, task.objective)
-    client.set_tag(parent, STATE_TAG, "FINISHED")
+    now = progress(opt, study.n_trials or 0)
+    stopped = ""
+    if study.n_trials is not None and not now.complete:
+        stopped = f"by its time limit (timeout_minutes: {minutes:g})" if minutes else "early"
+    client.set_tag(parent, STATE_TAG, "INCOMPLETE" if stopped else "FINISHED")
     client.set_terminated(parent, RunStatus.to_string(RunStatus.FINISHED))
-    return SweepOutcome(opt, base, parent, time.perf_counter() - start)
+    return SweepOutcome(opt, base, parent, time.perf_counter() - start, now, stopped)

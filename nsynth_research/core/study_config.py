@@ -73,6 +73,16 @@ class PrunerConfig(Section):
     p_threshold: float = Field(default=0.1, gt=0.0, lt=1.0)
 
 
+class FinalFitConfig(Section):
+    """One more fit of the selected configuration, after the trials and before the test read,
+    with these run-config overrides: e.g. a study that searched on a subsample of the train
+    split fits its choice on the whole split, and the test read scores that model. Keys are
+    dotted keys of the task's run config (a searched key cannot be overridden: the fit would
+    no longer be the configuration that was selected)."""
+
+    overrides: dict[str, Any] = Field(min_length=1)
+
+
 class StudyConfig(Section):
     """An Optuna study over run-config keys: what to vary, how long, and how to search."""
 
@@ -100,6 +110,9 @@ class StudyConfig(Section):
     objective: str | None = None
     #: Bootstrap resamples for the test accuracy interval.
     bootstrap: int = Field(default=2000, ge=100)
+    #: Fit the selected configuration once more before the test read (see `FinalFitConfig`,
+    #: `final_fit`); None: the test read scores the best trial's own model.
+    final_fit: FinalFitConfig | None = None
 
     @model_validator(mode="after")
     def _bounded(self) -> StudyConfig:

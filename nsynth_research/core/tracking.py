@@ -26,8 +26,10 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from nsynth_research.core.config import TrackingConfig
-from nsynth_research.core.errors import UserError
+from nsynth_research.core.errors import MachineError, UserError
 from nsynth_research.core.files import create_atomically, disk_full
+from nsynth_research.core.orphans import STATE_TAG, close_orphaned_runs
+from nsynth_research.core.outages import machine_failure
 from nsynth_research.core.plotstyle import SAVE
 from nsynth_research.core.process import Owner
 
@@ -38,9 +40,6 @@ log = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MODEL_NAME = "model"
-#: Tag that says how a run ended from the project's point of view (FINISHED, PRUNED, FAILED,
-#: INTERRUPTED); MLflow's own status is set to match.
-STATE_TAG = "state"
 #: Environment variable that points every command at a shared tracking server. Not MLflow's
 #: own MLFLOW_TRACKING_URI: `mlflow.set_tracking_uri` rewrites that one in-process, so every
 #: store opened later (and every child process) would follow the first one opened.
@@ -81,39 +80,26 @@ def open_store(cfg: TrackingConfig) -> MlflowClient:
     client = MlflowClient(uri, uri)
     if uri not in _closed_orphans:
         _closed_orphans.add(uri)
-        close_orphaned_runs(client)
+        try:
+            close_orphaned_runs(client)
+        except Exception as exc:  # a read-only or full store is still readable
+            log.debug("could not close orphaned runs in %s: %s", uri, exc)
     return client
 
 
-def close_run(client: MlflowClient, run_id: str, reason: str) -> bool:
-    """End a run FAILED with `reason`, unless it already ended; True if this call ended it."""
-    if client.get_run(run_id).info.status != "RUNNING":
-        return False
-    client.set_tag(run_id, STATE_TAG, "FAILED")
-    client.set_tag(run_id, "error", reason)
-    client.set_terminated(run_id, RunStatus.to_string(RunStatus.FAILED))
-    return True
-
-
-def close_orphaned_runs(client: MlflowClient) -> list[str]:
-    """Close RUNNING runs whose owner process on this host no longer exists."""
-    host = Owner.me().host
-    experiments = [e.experiment_id for e in client.search_experiments()]
-    if not experiments:
-        return []
-    runs = client.search_runs(
-        experiments, f"attributes.status = 'RUNNING' and tags.owner_host = '{host}'"
-    )
-    closed = []
-    for run in runs:
-        owner = Owner.from_tags(run.data.tags)
-        if owner is None or not owner.gone():
-            continue
-        reason = f"its process ({owner}) died before the run ended (killed?)"
-        if close_run(client, run.info.run_id, reason):
-            log.warning("closed run %s as FAILED: %s", run.info.run_id, reason)
-            closed.append(run.info.run_id)
-    return closed
+def check_writable(cfg: TrackingConfig) -> None:
+    """Refuse, naming the folder, to start a run in a local store that cannot be written
+    (a read-only mount or permissions), before anything is half-logged."""
+    uri = tracking_uri(cfg)
+    if not uri.startswith("sqlite:"):
+        return
+    db = Path(uri.removeprefix("sqlite:///"))
+    for path in (db, db.parent, db.parent / "artifacts"):
+        if path.exists() and not os.access(path, os.W_OK):
+            raise UserError(
+                f"the MLflow store {db.parent} is read-only ({path} cannot be written); make "
+                "it writable or point tracking.store (or NSYNTH_TRACKING_URI) elsewhere"
+            )
 
 
 def experiment_id(cfg: TrackingConfig, client: MlflowClient, name: str | None = None) -> str:
@@ -177,6 +163,7 @@ def tracked_run(
     error message as a tag. The exception is re-raised in every case.
     """
     client = open_store(cfg)
+    check_writable(cfg)
     exp = experiment_id(cfg, client, experiment)
     run = mlflow.start_run(
         experiment_id=exp,
@@ -186,6 +173,8 @@ def tracked_run(
     )
     try:
         yield run
+        client.set_tag(run.info.run_id, STATE_TAG, final_state)
+        mlflow.end_run()
     except BaseException as exc:
         if pruned and isinstance(exc, pruned):
             state, status = "PRUNED", RunStatus.KILLED
@@ -193,20 +182,43 @@ def tracked_run(
             state, status = "INTERRUPTED", RunStatus.FAILED
         else:
             state, status = "FAILED", RunStatus.FAILED
-        client.set_tag(run.info.run_id, STATE_TAG, state)
-        if state != "PRUNED":  # a pruned run did its job; an `error` tag would read as a crash
-            client.set_tag(run.info.run_id, "error", f"{type(exc).__name__}: {exc}"[:5000])
-        mlflow.end_run(RunStatus.to_string(status))
+        closed = _end_run(client, run.info.run_id, state, status, exc)
+        then = "was marked FAILED" if closed else "is closed FAILED by the next command"
         if disk_full(exc):
             where = getattr(exc, "filename", None) or run.info.artifact_uri
-            raise UserError(
-                f"the disk is full (writing {where}); run {run.info.run_id} was marked FAILED. "
-                f"Free at least {STORE_SPACE // 2**20} MiB there (and where the feature cache "
-                "lives), then rerun"
+            raise MachineError(
+                f"the disk is full (writing {where}); run {run.info.run_id} {then}. Free at "
+                f"least {STORE_SPACE // 2**20} MiB there (and where the feature cache lives), "
+                "then rerun"
             ) from exc
+        failure = None
+        if isinstance(exc, Exception) and not isinstance(exc, UserError | MachineError):
+            failure = machine_failure(exc)
+        if failure:
+            raise MachineError(f"{failure} (run {run.info.run_id} {then})") from exc
         raise
-    client.set_tag(run.info.run_id, STATE_TAG, final_state)
-    mlflow.end_run()
+
+
+def _end_run(
+    client: MlflowClient, run_id: str, state: str, status: int, exc: BaseException
+) -> bool:
+    """End the active run with `state`; False when the store cannot take it (a full disk):
+    the run's owner tags then let the next command close it."""
+    problems = []
+    try:
+        client.set_tag(run_id, STATE_TAG, state)
+        if state != "PRUNED":  # a pruned run did its job; an `error` tag would read as a crash
+            client.set_tag(run_id, "error", f"{type(exc).__name__}: {exc}"[:5000])
+    except Exception as failed:
+        problems.append(failed)
+    try:
+        mlflow.end_run(RunStatus.to_string(status))  # leaves the active run first, then writes
+    except Exception as failed:
+        problems.append(failed)
+    if problems:
+        text = str(problems[0]).strip().splitlines() or [type(problems[0]).__name__]
+        log.warning("run %s could not be closed (%s); the next command closes it", run_id, text[0])
+    return not problems
 
 
 def get_run(client: MlflowClient, run_id: str) -> mlflow.entities.Run:

@@ -18,18 +18,13 @@ from nsynth_research.core.describe import (
     pruned_note,
     search_params,
 )
-from nsynth_research.core.errors import UserError
+from nsynth_research.core.errors import MachineError, UserError
+from nsynth_research.core.liveness import RUN_ATTR, URI_ATTR, claim_trial, surplus
 from nsynth_research.core.runs import TrackedResult, tracked_training
 from nsynth_research.core.space import (
     study_experiment,
     suggest,
     trial_config,
-)
-from nsynth_research.core.storage import (
-    RUN_ATTR,
-    URI_ATTR,
-    claim_trial,
-    surplus,
 )
 from nsynth_research.core.study_config import StudyConfig
 from nsynth_research.core.task import Objective, Task
@@ -37,6 +32,7 @@ from nsynth_research.core.tracking import (
     open_store,
     tracking_uri,
 )
+from nsynth_research.core.urls import redact
 
 log = logging.getLogger(__name__)
 
@@ -53,13 +49,24 @@ OPTUNA_TRIAL_LOGGER = "optuna.study._optimize"
 
 
 class QuietInterrupts(logging.Filter):
-    """Optuna logs every failed trial with its traceback; for a Ctrl-C/SIGTERM, a user error
-    or a surplus trial the one-line message says it all (and the CLI's own line follows)."""
+    """Optuna logs every failed trial with its traceback. For a user error or a surplus trial
+    its one-line message says it all; for a Ctrl-C/SIGTERM or a failure of the machine (a
+    full disk) the CLI's own line does, so Optuna's two lines about the trial are dropped."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.silenced: set[str] = set()
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.exc_info and isinstance(
-            record.exc_info[1], KeyboardInterrupt | UserError | SurplusTrial
-        ):
+        error = record.exc_info[1] if record.exc_info else None
+        trial = record.getMessage().split(" failed with", 1)[0]  # "Trial 3"
+        if isinstance(error, KeyboardInterrupt | MachineError):
+            self.silenced.add(trial)
+            return False
+        if trial in self.silenced and record.getMessage().startswith(f"{trial} failed with value"):
+            self.silenced.discard(trial)
+            return False
+        if isinstance(error, UserError | SurplusTrial):
             record.exc_info, record.exc_text = None, None
         return True
 
@@ -95,21 +102,24 @@ class _RunIdRecorder:
     def __call__(self, run_id: str) -> None:
         self.run_id = run_id
         self.trial.set_user_attr(RUN_ATTR, run_id)
-        self.trial.set_user_attr(URI_ATTR, self.uri)
+        self.trial.set_user_attr(URI_ATTR, redact(self.uri))
 
 
 class _Pruning(KerasPruningCallback):
-    """Optuna's Keras pruning, remembering the 1-based epoch and value it pruned at, for the
-    pruned run's name, tag and description."""
+    """Optuna's Keras pruning, reporting each epoch at its 1-based number (the step MLflow,
+    the logs and optuna-dashboard show) and remembering the epoch and logs it pruned at, for
+    the pruned run's name, tag, description and scored metrics."""
 
     pruned_at: int | None = None
     value: float | None = None
+    logs: dict[str, float] | None = None
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         try:
-            super().on_epoch_end(epoch, logs)
+            super().on_epoch_end(epoch + 1, logs)  # Keras counts epochs from 0
         except optuna.TrialPruned:
-            self.pruned_at, self.value = epoch + 1, (logs or {}).get(self._monitor)
+            self.pruned_at, self.logs = epoch + 1, dict(logs or {})
+            self.value = self.logs.get(self._monitor)
             raise optuna.TrialPruned(f"pruned at epoch {self.pruned_at}") from None
 
 
@@ -148,6 +158,9 @@ def objective(ctx: StudyContext, trial: optuna.Trial, worker: int = 0) -> float:
         tracked = _train_trial(ctx, trial, worker, config, params, pruning, recorder)
     except optuna.TrialPruned:
         if recorder.run_id and pruning.pruned_at:
+            # Optuna scores a pruned trial by its last report: the run table shows the same.
+            names = ctx.task.epoch_metrics
+            logs = {names[k]: float(v) for k, v in (pruning.logs or {}).items() if k in names}
             mark_pruned(
                 open_store(config.tracking),
                 recorder.run_id,
@@ -156,14 +169,18 @@ def objective(ctx: StudyContext, trial: optuna.Trial, worker: int = 0) -> float:
                 pruned_note(
                     trial.number, pruning.pruned_at, ctx.task.objective.label, pruning.value
                 ),
+                logs,
             )
         raise
     r = tracked.result
     trial.set_user_attr("epochs_run", r.epochs_run)
     trial.set_user_attr("wall_seconds", round(r.seconds, 2))
-    # Every validation score the task reports (in-library, cross-library, ...), for the summary.
+    # Every objective the task offers (in-library, cross-library accuracy, ...), as scored
+    # on this trial's kept epoch, by label, for the summary.
+    task = ctx.task
+    offered = getattr(task, "objectives", None) or {task.objective.metric: task.objective}
     trial.set_user_attr(
-        "scores", {k: float(v) for k, v in r.metrics.items() if k.startswith("best_val")}
+        "scores", {o.label: float(r.metrics[m]) for m, o in offered.items() if m in r.metrics}
     )
     log.info(
         "trial %d: %s %.4f in %d epochs (%.0f s)",

@@ -1,9 +1,10 @@
-"""The instrument-family task's run config: data, features and the CNN, on top of the
-sections every task shares (seed, optimizer, training loop, tracking), and the corpus config
-the embedded data is rendered from.
+"""The instrument-family task's run config: data, features and the model (an architecture
+from `models.registry`, the seed CNN by default), on top of the sections every task shares
+(seed, optimizer, training loop, tracking), and the corpus config the embedded data is
+rendered from.
 
-Model-shape arithmetic lives here, not in the model, so an impossible shape fails at load
-time by its key, before TensorFlow starts.
+The model is checked against the feature shape here, through the architecture's own layer
+plan, so an impossible shape fails at load time by its key, before TensorFlow starts.
 """
 
 from __future__ import annotations
@@ -14,6 +15,12 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from nsynth_research.core.config import ExperimentConfig, Section, load_tree, validate
+from nsynth_research.instruments.models.cnn import CnnConfig
+from nsynth_research.instruments.models.plan import Architecture
+from nsynth_research.instruments.models.registry import ModelSection
+
+#: The seed CNN's section, the `model:` a config without `model.arch` holds.
+ModelConfig = CnnConfig
 
 #: Audio facts of NSynth; the feature shape follows from them.
 SAMPLE_RATE = 16_000
@@ -27,10 +34,17 @@ class DataConfig(Section):
     root: Path = Path("data/nsynth-gm")
     #: Cap on notes read per split (None reads all); for quick checks and tests.
     max_notes_per_split: int | None = Field(default=None, ge=1)
+    #: Train on at most this many notes of each instrument, spread over its pitches and
+    #: velocities, deterministically (`data.subsample.per_instrument`); None: every note. A
+    #: study searches on such a subsample, then its `final_fit` sets None to fit the chosen
+    #: configuration once on the whole train split before the test read.
+    max_notes_per_instrument: int | None = Field(default=None, ge=1)
     #: Store train/valid features under `<root>/features/` once and read them back every
-    #: epoch (about 0.5 MB per note as float32); results are identical either way, only
-    #: faster. auto: float32 if it fits in half the free disk, else float16, else off (full
-    #: NSynth train needs ~145 GB as float32). See `features.cache.choose_cache`.
+    #: epoch (a linear STFT note is about 0.5 MB as float32); results are identical either
+    #: way, only faster. auto: per front-end, by its size, float32 if it fits in half the
+    #: free disk, else float16, else off (full NSynth train needs ~145 GB of STFT as
+    #: float32), and a front-end already cached keeps its dtype, so a study never fills two.
+    #: See `features.cache.choose_cache`; `make clean-cache` removes them.
     feature_cache: bool | Literal["auto"] = True
     #: Stored dtype when the cache is on (not auto): float16 halves disk and reads.
     cache_dtype: Literal["float32", "float16"] = "float32"
@@ -46,8 +60,10 @@ class CorpusConfig(Section):
     #: Where the jsonwav tree (nsynth-{train,valid,test}/) is written.
     root: Path = Path("data/nsynth-gm")
     #: tiny: seconds, for tests; default: sized for the default sweep on 2 cores;
-    #: full: every pitch and velocity of every mapped preset.
-    size: Literal["tiny", "default", "full"] = "default"
+    #: full: every pitch of each family's plausible range at all five velocities;
+    #: nsynth: NSynth's own grid, every piano key 21-108 at all five velocities (the notes a
+    #: preset cannot sound are dropped as silent, as NSynth dropped them).
+    size: Literal["tiny", "default", "full", "nsynth"] = "default"
     #: SF2/SF3 files; empty means TimGM6mb.sf2 shipped inside pretty_midi.
     soundfonts: tuple[Path, ...] = ()
     #: SoundFont file stem -> sample-library name, for files that share samples (e.g. FluidR3
@@ -122,46 +138,6 @@ class FeatureConfig(Section):
         return self.n_fft // 2 + 1 if self.kind == "stft" else self.n_mels
 
 
-class ModelConfig(Section):
-    """The CNN: a first conv, then conv/BN/ReLU/pool blocks, then dense layers to 11 logits."""
-
-    #: First conv kernel (time, frequency); frequency equal to the number of bins with
-    #: padding "valid" collapses frequency, making the net a 1-D conv over time.
-    first_kernel: tuple[int, int] = (3, 513)
-    first_padding: Literal["valid", "same"] = "valid"
-    #: First conv stride (time, frequency): a frequency stride makes a narrow 2-D first kernel
-    #: a learned, overlapping filterbank instead of a full-resolution (and 50x costlier) 2-D map.
-    first_stride: tuple[int, int] = (1, 1)
-    #: Kernel (time, frequency) of every later conv.
-    kernel: tuple[int, int] = (3, 1)
-    #: Filters of the first conv, then of each later block; its length sets the depth.
-    filters: tuple[int, ...] = (64, 64, 128, 128)
-    pool: Literal["max", "average"] = "max"
-    pool_size: tuple[int, int] = (3, 1)
-    pool_stride: tuple[int, int] = (3, 1)
-    #: Global average pooling instead of flatten before the dense layers (kept for old
-    #: configs; the same as `head: gap`).
-    global_pool: bool = False
-    #: What turns the last feature map into a vector: flatten keeps every (time, frequency)
-    #: position (most dense weights, and a feature at another pitch is another input); gap /
-    #: gmp average / take the max over time and frequency, so a timbre cue counts wherever it
-    #: sits and the dense layers stay small.
-    head: Literal["flatten", "gap", "gmp"] = "flatten"
-    #: Hidden dense widths; the last is the embedding.
-    dense: tuple[int, ...] = (256, 256)
-    dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
-    batch_norm: bool = True
-
-    @model_validator(mode="after")
-    def _positive(self) -> ModelConfig:
-        keys = ("first_kernel", "first_stride", "kernel", "pool_size", "pool_stride")
-        for key in (*keys, "filters", "dense"):
-            values = getattr(self, key)
-            if not values or any(v < 1 for v in values):
-                raise ValueError(f"model.{key} must be non-empty positive integers, got {values}")
-        return self
-
-
 class AugmentConfig(Section):
     """Random changes to training batches only (never validation or test), on the cached
     features, so the feature cache stays useful (see `augment` for why not on audio).
@@ -200,7 +176,7 @@ class InstrumentConfig(ExperimentConfig):
     task: Literal["instruments"] = TASK
     data: DataConfig = DataConfig()
     features: FeatureConfig = FeatureConfig()
-    model: ModelConfig = ModelConfig()
+    model: ModelSection = CnnConfig()
     augment: AugmentConfig = AugmentConfig()
 
     @model_validator(mode="after")
@@ -209,39 +185,10 @@ class InstrumentConfig(ExperimentConfig):
         return self
 
 
-def check_model_fits(model: ModelConfig, features: FeatureConfig) -> None:
-    """Walk the feature map through the network so impossible shapes fail here, by key."""
-    time, freq = features.frames, features.bins
-    kt, kf = model.first_kernel
-    if kf > freq:
-        raise ValueError(
-            f"model.first_kernel frequency size {kf} exceeds the {freq} frequency bins"
-        )
-    if kt > time:
-        raise ValueError(f"model.first_kernel time size {kt} exceeds the {time} frames")
-    st, sf = model.first_stride
-    if model.first_padding == "valid":
-        time, freq = (time - kt) // st + 1, (freq - kf) // sf + 1
-    else:
-        time, freq = -(-time // st), -(-freq // sf)
-    for block in range(len(model.filters)):
-        (pt, pf), (st, sf) = pool_window(model, freq)
-        if time < pt:
-            raise ValueError(
-                f"model.pool_size {list(model.pool_size)} x {len(model.filters)} blocks shrinks "
-                f"time below 1 at block {block + 1} (time {time}); use fewer blocks "
-                "(model.filters) or a smaller pool"
-            )
-        time, freq = (time - pt) // st + 1, (freq - pf) // sf + 1
-
-
-def pool_window(model: ModelConfig, freq: int) -> tuple[tuple[int, int], tuple[int, int]]:
-    """Pool size and stride for a map `freq` bins tall: frequency pooling is clipped to what is
-    left, so one config can serve both 1-D (frequency collapsed) and 2-D first kernels."""
-    (pt, pf), (st, sf) = model.pool_size, model.pool_stride
-    if freq < pf:
-        pf, sf = freq, max(1, freq)
-    return (pt, pf), (st, sf)
+def check_model_fits(model: Architecture, features: FeatureConfig) -> None:
+    """Lay the architecture's plan over the feature shape: a layer that does not fit raises
+    ValueError naming its key, at load time, before TensorFlow starts."""
+    model.plan(features.frames, features.bins)
 
 
 def load_config(

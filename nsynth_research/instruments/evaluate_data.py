@@ -18,6 +18,13 @@ from pathlib import Path
 import mlflow
 
 from nsynth_research.core.config import TrackingConfig
+from nsynth_research.core.describe import (
+    NOTE_TAG,
+    combine_digests,
+    datasets_note,
+    log_dataset,
+    set_experiment_note,
+)
 from nsynth_research.core.errors import DataError, UserError
 from nsynth_research.core.runs import run_config
 from nsynth_research.core.selection import (
@@ -30,7 +37,9 @@ from nsynth_research.core.task import with_objective
 from nsynth_research.core.tracking import get_run, open_store, tracked_run
 from nsynth_research.core.trial import STUDY_TAG
 from nsynth_research.instruments.config import InstrumentConfig
-from nsynth_research.instruments.data.fingerprint import split_fingerprint
+from nsynth_research.instruments.data.fingerprint import notes_fingerprint, split_fingerprint
+from nsynth_research.instruments.data.notes import split_dir
+from nsynth_research.instruments.data.overlap import check_no_test_notes
 from nsynth_research.instruments.data.reader import read_split
 from nsynth_research.instruments.evaluation import split_report
 from nsynth_research.instruments.predict import resolve_run
@@ -39,6 +48,12 @@ from nsynth_research.instruments.training import predict_split
 
 #: MLflow experiment that holds evaluations on data of the user's choosing.
 EXPERIMENT = "data-evaluations"
+EXPERIMENT_NOTE = (
+    "Logged models scored on NSynth-format data of the user's choosing (`make evaluate "
+    "DATA=...`): one run a model and split, its description leading with the accuracy and its "
+    "interval over instruments, its Dataset the notes scored. No study's test read is here: "
+    "each study's single test evaluation is a child run of that study."
+)
 
 
 @dataclass(frozen=True)
@@ -74,10 +89,13 @@ def evaluate_data(
     held_out = _study_test_split(run.data.tags.get("data_root"), fingerprint)
     if held_out:
         return _study_read(client, run, root, split)
+    check_no_test_notes(run.data.tags.get("data_root"), root, split)  # a near-copy of it
     notes = read_split(root, split)
     config = run_config(client, model_run, InstrumentConfig)
     outputs = predict_split(mlflow.keras.load_model(model_uri), notes, run_stats(model_run), config)
     who = run.data.tags.get("mlflow.runName", model_run)
+    libraries = ", ".join(sorted({n.library for n in notes if n.library}))
+    label = f"on {root.name}/{split}" + (f" ({libraries} presets)" if libraries else "")
     report = split_report(
         outputs,
         [n.instrument_str for n in notes],
@@ -86,8 +104,11 @@ def evaluate_data(
         seed=config.seed,
         who=who,
         model_uri=model_uri,
+        label=label,
     )
     lines = [f"model {model} (run {model_run}) on {root} split {split}:", *report.lines]
+    digest = notes_fingerprint(root, {split: notes}, {split: fingerprint})
+    data = combine_digests([digest])
     with tracked_run(
         tracking,
         run_name=f"{who} on {root.name}/{split}",
@@ -98,13 +119,29 @@ def evaluate_data(
             "model": model,
             "data_root": str(root.resolve()),
             "data_split": split,
-            "data_fingerprint": fingerprint,
+            "data_fingerprint": data,
+            "split_fingerprint": fingerprint,
             "model_data_root": run.data.tags.get("data_root", ""),
         },
     ) as logged:
+        log_dataset(
+            f"{root.name}/{split}",
+            digest,
+            "evaluation",
+            len(notes),
+            str(split_dir(root, split).resolve()),
+            {"libraries": libraries or "-"},
+        )
         mlflow.log_metrics(report.metrics)
         log_artifacts(report.artifacts)
         mlflow.log_text("\n".join(lines) + "\n", SUMMARY_ARTIFACT)
+        set_experiment_note(client, logged.info.experiment_id, EXPERIMENT_NOTE)
+        datasets = datasets_note(client.get_run(logged.info.run_id))
+        mlflow.set_tag(
+            NOTE_TAG,
+            f"{report.lines[0]}. Model {who} (run {model_run}), scored on data the user chose; "
+            f"not a study's test read. Data {data}: {datasets}.",
+        )
     return DataScore(logged.info.run_id, model_run, lines)
 
 

@@ -11,6 +11,7 @@ per study); this module only says what the numbers are.
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -123,9 +124,12 @@ def split_report(
     seed: int,
     who: str,
     model_uri: str,
+    label: str,
 ) -> SplitReport:
-    """Metrics, summary lines and figures of one scored split; `who` names the model and
-    `instruments` gives each note's instrument, in the outputs' order."""
+    """Metrics, summary lines and figures of one scored split; `who` names the model,
+    `instruments` gives each note's instrument, in the outputs' order, and `label` says what
+    the notes are (e.g. "across libraries (TimGM6mb test presets ...)") on every line and
+    figure. `split` names the metrics (`test`, `test_transfer`)."""
     labels, predictions = outputs.labels, outputs.predictions
     if len(instruments) != len(labels):
         raise ValueError(f"{len(instruments)} instrument names for {len(labels)} notes")
@@ -153,31 +157,36 @@ def split_report(
         f"n_{split}_instruments": by_instrument.units,
     }
     # Per-family scores are a table, not 33 one-point charts: a few summary metrics stay
-    # comparable across runs, the rest is per_family table (and per_class.json for docs).
+    # comparable across runs, the rest is per_family table (and per_class_<split>.json for docs).
     recalls = {family: scores["recall"] for family, scores in per_class.items()}
     if recalls:
         worst = min(recalls, key=recalls.__getitem__)
         metrics[f"{split}_min_family_recall"] = recalls[worst]
         metrics[f"{split}_families"] = len(recalls)
-    title = split.capitalize()
+    title = f"{split.split('_')[0].capitalize()} notes {label}"
     artifacts: dict[str, object] = {
-        "per_class.json": per_class,
+        f"per_class_{split}.json": per_class,
         f"per_family_{split}.table.json": family_table(per_class),
         f"figures/confusion_{split}.png": confusion_figure(
-            labels, predictions, f"{title} confusion matrix ({who})"
+            labels, predictions, _wrapped(f"{title}: confusion matrix, {who}")
         ),
     }
     for dims in (2, 3):
         points = project_embeddings(outputs.embeddings, dims, seed)
         artifacts[f"figures/tsne_{split}_{dims}d.png"] = embedding_figure(
-            points, labels, f"{title} embeddings (PCA 50 -> t-SNE {dims}-D), {who}"
+            points, labels, _wrapped(f"{title}: embeddings (PCA 50 -> t-SNE {dims}-D), {who}")
         )
     return SplitReport(
         metrics=metrics,
-        lines=report_lines(split, accuracy, f1, by_instrument, by_note, per_class),
+        lines=report_lines(split, accuracy, f1, by_instrument, by_note, per_class, label),
         model_uri=model_uri,
         artifacts=artifacts,
     )
+
+
+def _wrapped(title: str) -> str:
+    """A figure title on lines short enough for the figure's width."""
+    return "\n".join(textwrap.wrap(title, 70))
 
 
 def report_lines(
@@ -187,18 +196,22 @@ def report_lines(
     by_instrument: Interval,
     by_note: Interval,
     per_class: dict[str, dict[str, float]],
+    label: str,
 ) -> list[str]:
-    """The headline (instrument interval, note interval beside it), then one row a family."""
+    """Accuracy (instrument interval, note interval beside it), macro-F1, then a titled table
+    of one row a family; every line says which notes it was computed on (`label`)."""
 
     def span(bounds: tuple[float, float]) -> str:
         return f"[{bounds[0]:.4f}, {bounds[1]:.4f}]"
 
+    kind = split.split("_")[0]
     lines = [
-        f"{split} accuracy {accuracy:.4f}  95% bootstrap interval over instruments "
+        f"{kind} accuracy {label}: {accuracy:.4f}, 95% bootstrap interval over instruments "
         f"{span(by_instrument.accuracy)} (over notes {span(by_note.accuracy)}), "
         f"{by_note.units} notes of {by_instrument.units} instruments",
-        f"{split} macro-F1 {f1:.4f}  over instruments {span(by_instrument.macro_f1)} "
+        f"{kind} macro-F1 {label}: {f1:.4f}, over instruments {span(by_instrument.macro_f1)} "
         f"(over notes {span(by_note.macro_f1)})",
+        f"per family, {kind} notes {label}:",
         f"{'family':<11} {'recall':>7} {'F1':>7} {'notes':>6} {'instruments':>11}",
     ]
     for family, s in per_class.items():

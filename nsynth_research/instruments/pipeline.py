@@ -1,8 +1,8 @@
 """The training input: notes -> raw features (stored or computed) -> normalised tensors.
 
 Nothing here holds a split in memory: audio is read, decoded and featurised batch by batch
-(or each note's stored features are read), in parallel but in a fixed order, so a seeded run
-sees the same batches in every process, with or without the feature cache.
+(or a batch of stored features is gathered from the mapped cache), in a fixed order, so a
+seeded run sees the same batches in every process, with or without the feature cache.
 """
 
 from __future__ import annotations
@@ -18,7 +18,13 @@ from nsynth_research.instruments.config import AugmentConfig, FeatureConfig
 from nsynth_research.instruments.data.audio_dataset import checked_notes
 from nsynth_research.instruments.data.notes import Note
 from nsynth_research.instruments.features.cache import FeatureCache, batched_features
+from nsynth_research.instruments.features.rows import Normalisation
 from nsynth_research.instruments.features.stats import FeatureStats
+
+#: Batches the cached pipeline keeps ready: one being trained on, one waiting, one being
+#: gathered. Fixed, not tf.data.AUTOTUNE: autotuning would add a tuning thread and deeper
+#: buffers on two cores, for a loader that already runs at several times the step's rate.
+CACHED_PREFETCH = 2
 
 
 def make_dataset(
@@ -40,10 +46,11 @@ def make_dataset(
     changes each batch on its features, see `augment`; mixup makes the labels soft rows.
 
     Without a cache, features are computed after batching because one batched STFT is several
-    times faster than per-example ones. With a cache (see `feature_cache`), each note's stored
-    features are read instead, in the same order and with the same normalisation, so the
-    batches are identical and only cheaper. Normalisation uses the train statistics as graph
-    constants.
+    times faster than per-example ones. With a cache (see `features.cache`), each batch's
+    stored features are gathered instead, in the same order and with the same normalisation,
+    so the batches are identical and only cheaper: gathered and normalised in place in one
+    thread, with fixed prefetching (docs/performance.md, "Input pipeline", says why). On the
+    computed and augmented paths normalisation uses the train statistics as graph constants.
     """
     if batch_size < 1:
         raise DataError(f"batch size must be at least 1, got {batch_size}")
@@ -54,6 +61,23 @@ def make_dataset(
             f"only {len(notes)} notes, fewer than one batch of {batch_size}, and the last "
             "partial batch is dropped: the dataset would be empty; lower the batch size"
         )
+    # One element per note, so the batch count is known: Keras then sizes its progress bar
+    # and epoch without running a pass dry first (and without its "ran out of data" warning).
+    batches = len(notes) // batch_size if drop_remainder else -(-len(notes) // batch_size)
+    known = tf.data.experimental.assert_cardinality(batches)
+    augmenting = augment is not None and augment.active
+    if cache is not None and not augmenting:
+        ds = cache.batches(
+            notes,
+            batch_size=batch_size,
+            shuffle=shuffle,
+            seed=seed,
+            drop_remainder=drop_remainder,
+            normalise=normalisation(stats, cfg.norm_eps),
+        )
+        options = tf.data.Options()
+        options.autotune.enabled = False
+        return ds.apply(known).prefetch(CACHED_PREFETCH).with_options(options)
     norm = stats.normaliser(cfg.norm_eps)
 
     def normalise(features: tf.Tensor, label: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
@@ -69,15 +93,19 @@ def make_dataset(
         drop_remainder=drop_remainder,
         cache=cache,
     )
-    # One element per note, so the batch count is known: Keras then sizes its progress bar
-    # and epoch without running a pass dry first (and without its "ran out of data" warning).
-    batches = len(notes) // batch_size if drop_remainder else -(-len(notes) // batch_size)
-    ds = ds.apply(tf.data.experimental.assert_cardinality(batches))
-    if augment is not None and augment.active:
+    ds = ds.apply(known)
+    if augmenting:
         ds = augmented(ds, augment, norm, seed)
     else:
         ds = ds.map(normalise, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def normalisation(stats: FeatureStats, eps: float) -> Normalisation:
+    """`FeatureStats.normaliser`'s constants as numpy arrays, for the cache's in-place
+    normalisation: the same float32 subtract and divide, so the same bits (a test holds the
+    cached and computed paths to bit identity)."""
+    return np.asarray(stats.mean, np.float32), np.asarray(stats.std, np.float32) + np.float32(eps)
 
 
 def check_stats(stats: FeatureStats, cfg: FeatureConfig) -> None:

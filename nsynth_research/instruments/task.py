@@ -3,6 +3,7 @@ features, the CNN, its figures and its scoring, behind the core's `Task` interfa
 
 from __future__ import annotations
 
+import json
 import logging
 import tempfile
 from collections.abc import Sequence
@@ -10,16 +11,20 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
+from mlflow.tracking import MlflowClient
 
-from nsynth_research.core.describe import log_dataset
+from nsynth_research.core.describe import combine_digests, datasets_note, log_dataset
 from nsynth_research.core.errors import UserError
 from nsynth_research.core.task import FitResult, Objective, SplitReport
 from nsynth_research.core.tracking import log_figure, log_keras_model, open_store
 from nsynth_research.instruments.config import InstrumentConfig, load_corpus_config
-from nsynth_research.instruments.data.fingerprint import data_fingerprint
+from nsynth_research.instruments.data.fingerprint import (
+    data_fingerprint,
+    notes_fingerprint,
+    split_fingerprint,
+)
 from nsynth_research.instruments.data.folds import library_fold, split_test_by_library
-from nsynth_research.instruments.data.notes import split_dir
-from nsynth_research.instruments.data.reader import read_split
+from nsynth_research.instruments.data.notes import Note, split_dir
 from nsynth_research.instruments.evaluation import split_report
 from nsynth_research.instruments.features.stats import FeatureStats, load_or_compute_stats
 from nsynth_research.instruments.figures import (
@@ -33,6 +38,7 @@ from nsynth_research.instruments.training import (
     for_trial,
     predict_split,
     prepare_data,
+    read_notes,
     train,
 )
 
@@ -108,17 +114,33 @@ class InstrumentTask:
             path = Path(tmp) / STATS_ARTIFACT
             data.stats.save(path)
             mlflow.log_artifact(str(path))
-        # The run table's Dataset column: which notes, by content digest, in which role.
-        splits = {"train": (data.train, "training"), "valid": (data.valid, "validation")}
-        for split, (notes, role) in splits.items():
-            log_dataset(
-                f"{data.root.name}/{split}", data.fingerprint, role, len(notes),
-                str(split_dir(data.root, split).resolve()),
-            )
+        # The run table's Dataset column: which notes, by content digest, in which role. The
+        # digests follow the notes only; the front-end is the `features.*` params and the
+        # `features` tag, so every trial of a study reads the same three datasets.
+        roles = {
+            "train": (data.train, "training", ("train",)),
+            "valid": (data.valid, "validation", ("valid",)),
+            "transfer": (
+                tuple(n for notes in data.transfer.values() for n in notes),
+                "validation across libraries",
+                tuple(split for split, notes in data.transfer.items() if notes),
+            ),
+        }
+        for name, (notes, role, splits) in roles.items():
+            if name in data.digests:
+                log_dataset(
+                    f"{data.root.name}/{name}",
+                    data.digests[name],
+                    role,
+                    len(notes),
+                    ", ".join(str(split_dir(data.root, s).resolve()) for s in splits),
+                    {"libraries": _libraries(notes)},
+                )
         return {
             "data_fingerprint": data.fingerprint,
             "corpus_fingerprint": data.corpus_fingerprint,
             "stats_fingerprint": data.stats.fingerprint,
+            "features": _front_end(config),
             "data_root": str(data.root),
             "n_train": str(len(data.train)),
             "n_valid": str(len(data.valid)),
@@ -127,15 +149,21 @@ class InstrumentTask:
 
     def log_result(self, config: InstrumentConfig, result: FitResult) -> None:
         valid = result.outputs
+        libraries = config.data.train_libraries
+        where = f"in library ({', '.join(libraries)} presets)" if libraries else "all presets"
         log_figure(
-            confusion_figure(valid.labels, valid.predictions, "Validation confusion matrix"),
+            confusion_figure(
+                valid.labels, valid.predictions, f"Validation notes, {where}: confusion matrix"
+            ),
             "figures/confusion_valid.png",
         )
         if config.tracking.tsne and len(valid.labels) >= 4:
             points = project_embeddings(valid.embeddings, 2, config.seed)
             log_figure(
                 embedding_figure(
-                    points, valid.labels, "Validation embeddings (PCA 50 -> t-SNE 2-D)"
+                    points,
+                    valid.labels,
+                    f"Validation notes, {where}: embeddings (PCA 50 -> t-SNE 2-D)",
                 ),
                 "figures/tsne_valid_2d.png",
             )
@@ -158,44 +186,97 @@ class InstrumentTask:
                 f"the data under {root} changed since run {model_run_id} was trained "
                 f"(fingerprint {logged}); re-run the sweep on the current data"
             )
-        limit = config.data.max_notes_per_split
         libraries = config.data.train_libraries
-        fold = library_fold(
-            read_split(root, "train", limit=limit),
-            read_split(root, "valid", limit=limit),
-            libraries,
-        )
+        fold = library_fold(read_notes(config, "train"), read_notes(config, "valid"), libraries)
         stats = load_or_compute_stats(root, fold.train, config.features, progress=False)
-        notes = read_split(root, split, limit=limit)
+        notes = read_notes(config, split)
         model = mlflow.keras.load_model(model_uri)
         who = run.data.tags.get("mlflow.runName", model_run_id)
-        # With a library fold: the trained libraries' notes, then (as `<split>_cross_*`) the
-        # other libraries', each with its own instrument-level interval.
-        parts = zip((split, f"{split}_cross"), split_test_by_library(notes, libraries), strict=True)
-        reports = [
-            split_report(
-                predict_split(model, part, stats, config),
-                [n.instrument_str for n in part],
-                name,
-                resamples=resamples,
-                seed=config.seed,
-                who=who,
-                model_uri=model_uri,
+        parts = scored_parts(notes, split, libraries, Path(root).name, config.training.objective)
+        reports, known = [], {split: split_fingerprint(root, split)}
+        for name, part, label in parts:
+            log_dataset(
+                f"{Path(root).name}/{name}",
+                notes_fingerprint(root, {split: part}, known),
+                split,
+                len(part),
+                str(split_dir(root, split).resolve()),
+                {"libraries": _libraries(part), "notes are": label},
             )
-            for name, part in (parts if libraries else [(split, tuple(notes))])
-            if part
-        ]
-        report = reports[0]
-        for other in reports[1:]:
-            # Both headlines first, so the summary shows in- and cross-library side by side.
-            report.lines[1:1] = other.lines[:1]
-            report.lines.extend(other.lines[1:])
-            report.metrics.update(other.metrics)
-            for key, value in other.artifacts.items():
-                report.artifacts[key if "_cross" in key else f"cross_library/{key}"] = value
-        report.tags["data_fingerprint"] = data_fingerprint(root)
-        log_dataset(
-            f"{Path(root).name}/{split}", data_fingerprint(root, (split,)), split, len(notes),
-            str(split_dir(root, split).resolve()),
-        )
-        return report
+            outputs = predict_split(model, part, stats, config)
+            reports.append(
+                split_report(
+                    outputs,
+                    [n.instrument_str for n in part],
+                    name,
+                    resamples=resamples,
+                    seed=config.seed,
+                    who=who,
+                    model_uri=model_uri,
+                    label=label,
+                )
+            )
+        return merged(reports, client, f"{parts[0][0]}_accuracy")
+
+
+def _libraries(notes: Sequence[Note]) -> str:
+    return ", ".join(sorted({n.library for n in notes if n.library})) or "-"
+
+
+def _front_end(config: InstrumentConfig) -> str:
+    """The front-end settings, in one tag beside the data digest (never inside it)."""
+    return json.dumps(config.features.content_key(), sort_keys=True)
+
+
+def scored_parts(
+    notes: Sequence[Note],
+    split: str,
+    libraries: Sequence[str],
+    corpus: str,
+    objective: str | None,
+) -> list[tuple[str, tuple[Note, ...], str]]:
+    """(metric prefix, notes, what they are) of each scored part of `split`, the part the
+    study selected on first: with a library fold, the other libraries' presets (none shares
+    a sample with a training preset) as `<split>_transfer`, and the trained libraries' own
+    presets as `<split>`; without one, the whole split."""
+    if not libraries:
+        return [(split, tuple(notes), f"on all {corpus} {split} presets")]
+    inside, across = split_test_by_library(notes, libraries)
+    others = ", ".join(sorted({n.library for n in across}))
+    parts = [
+        (
+            f"{split}_transfer",
+            across,
+            f"across libraries ({others} {split} presets no training preset shares a sample with)",
+        ),
+        (split, inside, f"in library ({', '.join(libraries)} {split} presets)"),
+    ]
+    if objective != TRANSFER_METRIC:
+        parts.reverse()
+    return [p for p in parts if p[1]]
+
+
+def merged(reports: list[SplitReport], client: MlflowClient, headline: str) -> SplitReport:
+    """One report of the scored parts, the first (the selected metric) leading: both
+    accuracies, both macro-F1s, then each part's family table; with the run's datasets."""
+    first, *others = reports
+    lines = [r.lines[0] for r in reports] + [r.lines[1] for r in reports]
+    lines += [line for r in reports for line in r.lines[2:]]
+    metrics, artifacts = dict(first.metrics), dict(first.artifacts)
+    for other in others:
+        metrics.update(other.metrics)
+        artifacts.update(other.artifacts)
+    run = mlflow.active_run()
+    logged = client.get_run(run.info.run_id) if run else None
+    digests = [d.dataset.digest for d in logged.inputs.dataset_inputs] if logged else []
+    return SplitReport(
+        metrics=metrics,
+        lines=lines,
+        model_uri=first.model_uri,
+        artifacts=artifacts,
+        tags={
+            "data_fingerprint": combine_digests(digests),
+            "datasets": datasets_note(logged) if logged else "",
+            "headline_metric": headline,
+        },
+    )

@@ -17,11 +17,20 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from nsynth_research.core.describe import combine_digests
 from nsynth_research.core.errors import UserError
-from nsynth_research.core.keras_loop import fit_classifier, seed_everything
+from nsynth_research.core.keras_loop import (
+    distribution_scope,
+    fit_classifier,
+    seed_everything,
+)
 from nsynth_research.core.task import FitResult
 from nsynth_research.instruments.config import InstrumentConfig
-from nsynth_research.instruments.data.fingerprint import data_fingerprint
+from nsynth_research.instruments.data.fingerprint import (
+    data_fingerprint,
+    notes_fingerprint,
+    split_fingerprint,
+)
 from nsynth_research.instruments.data.folds import library_fold
 from nsynth_research.instruments.data.notes import Note
 from nsynth_research.instruments.data.reader import read_split
@@ -32,6 +41,7 @@ from nsynth_research.instruments.features.cache import (
     ensure_cached,
 )
 from nsynth_research.instruments.features.stats import FeatureStats, load_or_compute_stats
+from nsynth_research.instruments.memory import check_memory
 from nsynth_research.instruments.model import build_model, embedding_model
 from nsynth_research.instruments.pipeline import make_dataset
 
@@ -50,11 +60,15 @@ class PreparedData:
     #: Split -> notes of held-out libraries that no training preset shares samples with
     #: (`data.train_libraries`, see `data.folds`); empty without a fold.
     transfer: Mapping[str, tuple[Note, ...]] = field(default_factory=dict)
+    #: Dataset name (train, valid, transfer) -> digest of the notes it holds
+    #: (`notes_fingerprint`): the same for every front-end a study tries.
+    digests: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def fingerprint(self) -> str:
-        """Identity of everything a result depends on in the data: notes and statistics."""
-        return f"{self.corpus_fingerprint}-{self.stats.fingerprint}"
+        """Identity of the notes a result rests on, over the datasets' digests; the features
+        and statistics made from them are recorded beside it (`stats.fingerprint`)."""
+        return combine_digests(self.digests.values())
 
 
 @dataclass(frozen=True)
@@ -74,13 +88,27 @@ class SplitOutputs:
         return float((self.predictions == self.labels).mean())
 
 
+def read_notes(config: InstrumentConfig, split: str) -> list[Note]:
+    """A split's notes as a run of `config` reads them: the train split capped per instrument
+    (`data.max_notes_per_instrument`), every split by `data.max_notes_per_split`. Whatever
+    rebuilds a run's train statistics must read its train notes through this."""
+    cap = config.data.max_notes_per_instrument if split == "train" else None
+    return read_split(
+        config.data.root, split, limit=config.data.max_notes_per_split, per_instrument_limit=cap
+    )
+
+
 def prepare_data(config: InstrumentConfig, *, progress: bool = True) -> PreparedData:
     """Read train/valid manifests, apply the library fold, fill the feature cache (when on)
     and load (or compute once) the train statistics: what trials share, done before them."""
+    check_memory(config)
     root = Path(config.data.root)
-    limit = config.data.max_notes_per_split
-    notes = {split: read_split(root, split, limit=limit) for split in ("train", "valid")}
+    notes = {split: read_notes(config, split) for split in ("train", "valid")}
     fold = library_fold(notes["train"], notes["valid"], config.data.train_libraries)
+    splits = {split: split_fingerprint(root, split) for split in ("train", "valid")}
+    parts = {"train": {"train": fold.train}, "valid": {"valid": fold.valid}}
+    if fold.transfer_notes:
+        parts["transfer"] = fold.transfer
     return _featurised(
         config,
         root,
@@ -88,6 +116,7 @@ def prepare_data(config: InstrumentConfig, *, progress: bool = True) -> Prepared
         fold.valid,
         fold.transfer,
         data_fingerprint(root, ("train", "valid")),
+        {name: notes_fingerprint(root, part, splits) for name, part in parts.items()},
         progress=progress,
     )
 
@@ -100,6 +129,7 @@ def for_trial(
     Features are searchable per trial: a trial whose front-end differs from the study's base
     fills (or finds) the feature cache and statistics keyed by its own feature settings
     (`FeatureConfig.content_key`), so each front-end is computed once per corpus."""
+    check_memory(config)
     made = data.stats.config
     if made is not None and made.content_key() == config.features.content_key():
         return data
@@ -110,6 +140,7 @@ def for_trial(
         data.valid,
         dict(data.transfer),
         data.corpus_fingerprint,
+        data.digests,
         progress=progress,
     )
 
@@ -121,6 +152,7 @@ def _featurised(
     valid: Sequence[Note],
     transfer: Mapping[str, tuple[Note, ...]],
     corpus_fingerprint: str,
+    digests: Mapping[str, str],
     *,
     progress: bool,
 ) -> PreparedData:
@@ -154,6 +186,7 @@ def _featurised(
         corpus_fingerprint=corpus_fingerprint,
         caches=caches,
         transfer=dict(transfer),
+        digests=dict(digests),
     )
 
 
@@ -261,23 +294,25 @@ def train(
     seed_everything(config.seed, config.training.deterministic)
     tcfg = config.training
     steps = max(1, math.ceil(len(data.train) / tcfg.batch_size))
-    model = build_model(config.model, config.features, tcfg.precision)
-    fit = fit_classifier(
-        model,
-        dataset_for("train", data, config, shuffle=True),
-        dataset_for("valid", data, config, shuffle=False),
-        optimizer=config.optimizer,
-        training=tcfg,
-        steps_per_epoch=steps,
-        monitor=monitor,
-        mode="max",
-        callbacks=callbacks,
-        metric_callbacks=[TransferAccuracy(data, config)] if has_transfer else [],
-        verbose=verbose,
-    )
+    with distribution_scope(tcfg):  # variables are made at build and compile (fit_classifier)
+        model = build_model(config.model, config.features, tcfg.precision)
+        fit = fit_classifier(
+            model,
+            dataset_for("train", data, config, shuffle=True),
+            dataset_for("valid", data, config, shuffle=False),
+            optimizer=config.optimizer,
+            training=tcfg,
+            steps_per_epoch=steps,
+            monitor=monitor,
+            mode="max",
+            callbacks=callbacks,
+            metric_callbacks=[TransferAccuracy(data, config)] if has_transfer else [],
+            verbose=verbose,
+        )
     valid = predict_split(model, data.valid, data.stats, config, data.caches.get("valid"))
     transfer = transfer_outputs(model, data, config)
-    extra = {} if transfer is None else {f"best_{TRANSFER_METRIC}": transfer.accuracy}
+    # The best epoch's val_accuracy and val_transfer_accuracy are logged by the core from the
+    # history (`runs.scored_metrics`), beside these summaries of the fit.
     return FitResult(
         model=model,
         history=fit.history,
@@ -286,9 +321,6 @@ def train(
         seconds=fit.seconds,
         objective=transfer.accuracy if monitor == TRANSFER_METRIC and transfer else valid.accuracy,
         metrics={
-            **extra,
-            "best_val_accuracy": valid.accuracy,
-            "best_epoch": fit.best_epoch,
             "epochs_run": fit.epochs_run,
             "wall_seconds": fit.seconds,
             "train_seconds": fit.train_seconds,

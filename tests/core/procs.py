@@ -71,9 +71,25 @@ class Run:
         self._reader.join(10)
         return code
 
+    def wait_for(self, pattern: str, timeout: float = 600) -> bool:
+        """Block until a line matches `pattern` (True) or the process ends first (False)."""
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if any(re.search(pattern, line) for line in list(self.lines)):
+                return True
+            if self.proc.poll() is not None:
+                return False
+            time.sleep(0.1)
+        return False
+
     @property
     def text(self) -> str:
         return "".join(self.lines)
+
+
+#: `python -c` program that runs Python lines (a fault injected into the real code), then the
+#: command line with the process's arguments.
+PATCHED = "import sys\n{patch}\nfrom nsynth_research.cli import main\nraise SystemExit(main())"
 
 
 def start(
@@ -83,11 +99,15 @@ def start(
     kill_on: str | None = None,
     sig: int = signal.SIGKILL,
     kill_when: Callable[[], bool] | None = None,
+    patch: str = "",
+    prefix: tuple[str, ...] = (),
 ) -> Run:
     """Start `python -m nsynth_research <args>`; send `sig` at the first line matching
-    `kill_on`, or as soon as `kill_when()` turns true (polled)."""
+    `kill_on`, or as soon as `kill_when()` turns true (polled). `patch` is Python run first
+    in the process (to inject a fault); `prefix` a command that runs it (e.g. `unshare`)."""
+    program = ["-c", PATCHED.format(patch=patch)] if patch else ["-m", "nsynth_research"]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "nsynth_research", *args],
+        [*prefix, sys.executable, *program, *args],
         cwd=cwd,
         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": "", **(env or {})},
         stdout=subprocess.PIPE,
@@ -124,6 +144,13 @@ def start(
 
         threading.Thread(target=poll, daemon=True).start()
     return run
+
+
+def one_error_line(run: Run) -> str:
+    """The command's single `error:` line; it printed no traceback and no other error."""
+    errors = [line for line in run.lines if line.startswith("error:")]
+    assert len(errors) == 1 and "Traceback" not in run.text, run.text
+    return errors[0]
 
 
 def study_runs(client: MlflowClient, experiment: str = "study-faults") -> list:

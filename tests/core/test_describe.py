@@ -58,10 +58,11 @@ def run_epochs(rates: list[float]) -> list[tuple[str, float, int]]:
 
 def test_epochs_are_logged_from_1_and_a_constant_rate_is_not_charted() -> None:
     logged = run_epochs([0.01, 0.01, 0.01])
-    assert logged == [("val_accuracy", 0.5, 1), ("val_accuracy", 0.5, 2), ("val_accuracy", 0.5, 3)]
+    curve = "epoch/val_accuracy"  # the plain name is the kept epoch's value alone
+    assert logged == [(curve, 0.5, 1), (curve, 0.5, 2), (curve, 0.5, 3)]
 
 
 def test_a_scheduled_rate_is_charted_whole_from_its_first_change() -> None:
     logged = run_epochs([0.01, 0.01, 0.005, 0.001])
-    rates = [(step, value) for key, value, step in logged if key == "learning_rate"]
+    rates = [(step, value) for key, value, step in logged if key == "epoch/learning_rate"]
     assert rates == [(1, 0.01), (2, 0.01), (3, 0.005), (4, 0.001)]

@@ -120,14 +120,7 @@ def test_patience_prunes_a_poor_trial_only_once_it_stalls(patience: int, epoch: 
     [
         "median",
         "percentile",
-        pytest.param(
-            "wilcoxon",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="make_pruner passes n_warmup_steps as Wilcoxon's n_startup_steps, the "
-                "count of epochs it needs, so it may prune the last warmup epoch",
-            ),
-        ),
+        "wilcoxon",
     ],
 )
 def test_no_pruner_stops_a_trial_within_its_warmup_epochs(name: str) -> None:

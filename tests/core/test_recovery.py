@@ -15,22 +15,14 @@ import pytest
 
 import nsynth_research.core.files as files_module
 from nsynth_research.core.config import TrackingConfig
-from nsynth_research.core.errors import UserError
+from nsynth_research.core.errors import MachineError, UserError
 from nsynth_research.core.files import create_atomically
+from nsynth_research.core.liveness import RUN_ATTR, URI_ATTR, reap, surplus
 from nsynth_research.core.process import Owner
-from nsynth_research.core.storage import (
-    RUN_ATTR,
-    STORAGE_ENV,
-    URI_ATTR,
-    make_sampler,
-    open_storage,
-    reap,
-    redact,
-    storage_url,
-    surplus,
-)
+from nsynth_research.core.storage import make_sampler, open_storage, storage_url
 from nsynth_research.core.study_config import StudyConfig
 from nsynth_research.core.tracking import open_store, tracked_run, tracking_uri
+from nsynth_research.core.urls import STORAGE_ENV, has_password, redact
 
 
 def study_config(**extra: object) -> StudyConfig:
@@ -91,8 +83,12 @@ def test_owners_that_are_gone_are_told_apart_from_live_ones() -> None:
     assert not me.gone()
     assert Owner(me.host, dead_pid(), "").gone()
     assert not Owner("another-machine", dead_pid(), "").gone()  # cannot see other hosts
-    if me.started:  # a recycled pid: same number, other start time
-        assert Owner(me.host, me.pid, str(int(me.started) - 1)).gone()
+    # A recycled pid: same number, another start time.
+    assert Owner(me.host, me.pid, repr(float(me.started) - 1)).gone()
+    # Start times recorded as clock ticks since boot (older tags) are still understood.
+    ticks = Path(f"/proc/{me.pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    assert not Owner(me.host, me.pid, ticks).gone()
+    assert Owner(me.host, me.pid, str(int(ticks) - 100)).gone()
 
 
 def test_reap_fails_a_dead_workers_trial_and_its_run(tmp_path: Path) -> None:
@@ -116,9 +112,22 @@ def test_reap_fails_a_dead_workers_trial_and_its_run(tmp_path: Path) -> None:
     assert client.get_run(live_run).info.status == "RUNNING"
 
 
-def test_storage_urls_never_log_a_password(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    url = "postgresql+psycopg2://lab:s3cret@db.example:5432/optuna"
-    assert "s3cret" not in redact(url) and "db.example" in redact(url)
+PASSWORD_FORMS = [
+    "postgresql+psycopg2://lab:s3cret@db.example:5432/optuna",
+    "postgresql://lab@db.example/optuna?password=s3cret",
+    "postgresql://lab@db.example/optuna?sslmode=require&PASSWORD=s3cret&application_name=x",
+    "postgresql+psycopg2://lab:s3cret@/optuna?host=/run/postgresql&sslpassword=s3cret",
+    "mysql+pymysql://lab@db.example/optuna?passwd=s3cret",
+]
+
+
+@pytest.mark.parametrize("url", PASSWORD_FORMS)
+def test_storage_urls_never_log_a_password(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, url: str
+) -> None:
+    shown = redact(url)
+    assert "s3cret" not in shown and ("db.example" in shown or "/run/postgresql" in shown)
+    assert "***" in shown and has_password(url)
     from nsynth_research.instruments.config import InstrumentConfig
 
     base = InstrumentConfig(tracking=TrackingConfig(store=tmp_path / "mlruns"))
@@ -128,6 +137,24 @@ def test_storage_urls_never_log_a_password(tmp_path: Path, monkeypatch: pytest.M
     assert storage_url(study_config(), base) == url
     monkeypatch.delenv(STORAGE_ENV)
     assert storage_url(study_config(), base).endswith("mlruns/optuna.db")
+
+
+def test_a_password_free_socket_url_is_accepted_as_written(tmp_path: Path) -> None:
+    from nsynth_research.instruments.config import InstrumentConfig
+
+    url = "postgresql+psycopg2://postgres@/optuna?host=/some/socket_dir"
+    assert not has_password(url) and redact(url) == url
+    base = InstrumentConfig(tracking=TrackingConfig(store=tmp_path / "mlruns"))
+    assert storage_url(study_config(storage=url), base) == url
+
+
+def test_an_unreachable_storage_is_one_line_naming_it_without_its_password() -> None:
+    url = "postgresql+psycopg2://lab:s3cret@127.0.0.1:1/optuna"
+    with pytest.raises(UserError) as caught:
+        open_storage(url)
+    message = str(caught.value)
+    assert "cannot open the study storage" in message and "127.0.0.1" in message
+    assert "s3cret" not in message and "\n" not in message
 
 
 def test_a_full_disk_leaves_no_half_made_store(tmp_path: Path) -> None:
@@ -155,7 +182,7 @@ def test_too_little_space_is_refused_before_creating(
 
 def test_a_run_that_fills_the_disk_is_failed_then_one_clear_error(tmp_path: Path) -> None:
     tracking = TrackingConfig(store=tmp_path / "mlruns", experiment="unit")
-    with pytest.raises(UserError, match="the disk is full") as caught, tracked_run(tracking):
+    with pytest.raises(MachineError, match="the disk is full") as caught, tracked_run(tracking):
         run_id = mlflow.active_run().info.run_id
         raise OSError(errno.ENOSPC, "No space left on device", "/data/features/x.npy")
     assert "/data/features/x.npy" in str(caught.value)

@@ -94,7 +94,7 @@ class FakeTask:
         return {"data_fingerprint": data.fingerprint}
 
     def log_result(self, config: FakeConfig, result: FitResult) -> None:
-        mlflow.log_metric("val_loss", result.history["val_loss"][-1], step=2)
+        mlflow.log_metric("epoch/val_loss", result.history["val_loss"][-1], step=2)
 
 
 def fake_task_for(tree: dict[str, Any]) -> FakeTask:
@@ -117,7 +117,7 @@ def test_objective_comes_from_the_logged_config_not_the_tag(tmp_path: Path) -> N
     # The tag is descriptive only: a wrong one must not change what is re-created.
     client.set_tag(run_id, OBJECTIVE_TAG, "val_a")
     result = reproduce(fake_task_for, run_id, config.tracking, announce=lambda _: None)
-    assert result.rows[0] == ("best_val_b", 0.75, 0.75)
+    assert result.rows[0] == ("val_b", 0.75, 0.75)
     assert result.identical
     assert logged_objective(result.run_id) == "val_b"
 
@@ -136,7 +136,7 @@ def test_a_run_logged_before_the_config_held_the_objective_falls_back_to_its_tag
     task, logged = logged_run_config(fake_task_for, client, run.info.run_id)
     assert task.objective.metric == logged.training.objective == "val_b"
     result = reproduce(fake_task_for, run.info.run_id, config.tracking, announce=lambda _: None)
-    assert result.rows[0] == ("best_val_b", 0.75, 0.75)
+    assert result.rows[0] == ("val_b", 0.75, 0.75)
     # The reproduction is a new-style run: its config names the objective.
     assert logged_objective(result.run_id) == "val_b"
 

@@ -3,15 +3,21 @@ an `mlflow server` on 127.0.0.1 with that database as backend tracks the runs, a
 workers start from two separate copies of the repository, configured only by environment
 variables, exactly as the README tells a lab to run it. One is killed -9 mid-trial and
 resumed; the study still ends with exactly n_trials distinct trials, one parent run and one
-test evaluation, and no password reaches the tracking store."""
+test evaluation, and no password reaches the tracking store. Test-read claims are atomic on
+PostgreSQL too and never listed as studies; a password in either place a URL can carry it
+reaches no store, artifact or command line."""
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 import urllib.request
 from collections import Counter
@@ -19,28 +25,44 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import optuna
+import psutil
 import pytest
+import sqlalchemy
+import yaml
 from mlflow.tracking import MlflowClient
 
+from nsynth_research.core.claims import ClaimLost, claim_test_read, claimed_reads
+from nsynth_research.core.storage import open_storage
 from tests.core.procs import REPO, check_invariants, start, study_runs, write_study
 
 pytestmark = pytest.mark.slow
 PASSWORD = "lab-s3cret"
 
 
+DATABASES = ("optuna", "mlflow", "userinfo", "query", "socket")
+
+
 @pytest.fixture(scope="module")
-def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+def postgres() -> Iterator[dict[str, str]]:
     pgserver = pytest.importorskip("pgserver")
-    data = tmp_path_factory.mktemp("pgdata")
+    # Not under pytest's tmp folders (mode 0700): run as root, pgserver starts PostgreSQL as
+    # an unprivileged user, which must reach its data folder.
+    data = Path(tempfile.mkdtemp(prefix="nsynth-pgdata-"))
+    data.chmod(0o755)
     server = pgserver.get_server(data, cleanup_mode="stop")
-    for db in ("optuna", "mlflow"):
+    for db in DATABASES:
         server.psql(f"CREATE DATABASE {db};")
     # Local socket connections are trusted, so the password is never checked; it is here
     # to prove that it never reaches a logged param or tag.
     socket_dir = server.get_uri().split("host=")[1]
     url = f"postgresql+psycopg2://postgres:{PASSWORD}@/{{db}}?host={socket_dir}"
-    yield {db: url.format(db=db) for db in ("optuna", "mlflow")}
+    urls = {db: url.format(db=db) for db in DATABASES}
+    # The same password in the query string, and the socket URL with no password at all.
+    urls["query"] = f"postgresql+psycopg2://postgres@/query?host={socket_dir}&password={PASSWORD}"
+    urls["socket"] = f"postgresql+psycopg2://postgres@/socket?host={socket_dir}"
+    yield urls
     server.cleanup()
+    shutil.rmtree(data, ignore_errors=True)
 
 
 def free_port() -> int:
@@ -58,10 +80,11 @@ def mlflow_server(
     proc = subprocess.Popen(
         [
             sys.executable, "-m", "mlflow", "server",
-            "--backend-store-uri", postgres["mlflow"],
             "--artifacts-destination", str(artifacts),
             "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
         ],
+        # The database URL holds the password: through the environment, off the command line.
+        env={**os.environ, "MLFLOW_BACKEND_STORE_URI": postgres["mlflow"]},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )  # fmt: skip
@@ -132,3 +155,83 @@ def test_two_machines_one_study_with_a_kill(
     parent = next(r for r in study_runs(client) if r.data.tags.get("role") == "study")
     assert parent.data.tags["optuna_storage"].startswith("postgresql+psycopg2://postgres:***@")
     print(f"two machines: trials per worker {dict(per_worker)}, {counts}, wall {wall:.0f} s")
+
+
+def test_claims_are_atomic_on_postgresql_and_not_studies(postgres: dict[str, str]) -> None:
+    racers = 6
+    start_line = threading.Barrier(racers)
+    won, lost = [], []
+
+    def claim(i: int) -> None:
+        storage = open_storage(postgres["optuna"])  # its own connection, as another machine
+        start_line.wait()
+        try:
+            won.append(claim_test_read(storage, "race", f"run-{i}", force=False))
+        except ClaimLost:
+            lost.append(i)
+
+    threads = [threading.Thread(target=claim, args=(i,)) for i in range(racers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(won) == 1 and len(lost) == racers - 1
+    storage = open_storage(postgres["optuna"])
+    assert [r.run_id for r in claimed_reads(storage, "race")] == [won[0].run_id]
+    assert not [s.study_name for s in storage.get_all_studies() if "race" in s.study_name]
+
+
+def database_text(url: str) -> str:
+    """Every row of every table of a database, as text."""
+    engine = sqlalchemy.create_engine(url)
+    with engine.connect() as conn:
+        tables = sqlalchemy.inspect(engine).get_table_names()
+        rows = [str(conn.execute(sqlalchemy.text(f'SELECT * FROM "{t}"')).all()) for t in tables]
+    engine.dispose()
+    return "\n".join(rows)
+
+
+def files_holding(folder: Path, secret: str) -> list[str]:
+    return [str(p) for p in folder.rglob("*") if p.is_file() and secret.encode() in p.read_bytes()]
+
+
+@pytest.mark.parametrize("form", ["userinfo", "query"])
+def test_no_password_reaches_a_store_or_a_command_line(
+    tiny_corpus: Path, tmp_path: Path, postgres: dict[str, str], form: str
+) -> None:
+    url = postgres[form]
+    path = write_study(tmp_path, tiny_corpus, n_trials=1)
+    env = {"NSYNTH_STORAGE": url}
+    run = start(["sweep", "--experiment", str(path)], env=env)
+    assert run.wait() == 0, run.text
+    assert "evaluation run" in run.text and PASSWORD not in run.text
+    assert files_holding(tmp_path / "mlruns", PASSWORD) == []  # tracking store and artifacts
+    assert PASSWORD not in database_text(url)  # the study's own database
+    print(f"{form}: no {PASSWORD!r} in {tmp_path / 'mlruns'} or the {form} database")
+
+    # optuna-dashboard gets the URL through its environment: no process's command line
+    # (what `ps` shows every local user) holds the password, and claims are not studies.
+    port = free_port()
+    dashboard = start(["dashboard", "--experiment", str(path), "--port", str(port)], env=env)
+    try:
+        assert dashboard.wait_for("answered in"), dashboard.text
+        lines = [" ".join(p.info["cmdline"] or []) for p in psutil.process_iter(["cmdline"])]
+        assert not [line for line in lines if PASSWORD in line]
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies", timeout=30) as r:
+            studies = [s["study_name"] for s in json.load(r)["study_summaries"]]
+        assert studies == ["faults"], studies
+    finally:
+        dashboard.proc.send_signal(signal.SIGTERM)
+        dashboard.wait(60)
+
+
+def test_a_password_free_socket_url_is_accepted_in_the_experiment_file(
+    tiny_corpus: Path, tmp_path: Path, postgres: dict[str, str]
+) -> None:
+    path = write_study(tmp_path, tiny_corpus, n_trials=1)
+    body = yaml.safe_load(path.read_text())
+    body["storage"] = postgres["socket"]
+    path.write_text(yaml.safe_dump(body))
+    run = start(["evaluate", "--experiment", str(path)])
+    assert run.wait() == 2
+    assert "carries a password" not in run.text and "has not been run" in run.text

@@ -106,10 +106,10 @@ def test_study_end_to_end(
     runs = {r.data.tags["trial_number"]: r for r in children(study, outcome.parent_run_id)}
     assert set(runs) == {"0", "1", "2"}
     assert runs["2"].info.status == "KILLED" and runs["2"].data.tags["state"] == "PRUNED"
-    assert len(client.get_metric_history(runs["2"].info.run_id, "val_accuracy")) == 1
+    assert len(client.get_metric_history(runs["2"].info.run_id, "epoch/val_accuracy")) == 1
     for number in ("0", "1"):
         assert runs[number].info.status == "FINISHED"
-        assert len(client.get_metric_history(runs[number].info.run_id, "val_accuracy")) == 2
+        assert len(client.get_metric_history(runs[number].info.run_id, "epoch/val_accuracy")) == 2
         assert opt.trials[int(number)].user_attrs[RUN_ATTR] == runs[number].info.run_id
     artifacts = {a.path for a in client.list_artifacts(outcome.parent_run_id)}
     figures = {a.path for a in client.list_artifacts(outcome.parent_run_id, "figures")}
@@ -127,8 +127,8 @@ def test_study_end_to_end(
     assert trial_1.data.params["search.optimizer"] in {"adadelta_0.01", "adam_1e-3"}
     assert trial_1.data.params["model.dropout"] in {"0.0", "0.2", "0.4"}
     assert "validation accuracy" in trial_1.data.tags[NOTE]
-    assert "learning_rate" not in trial_1.data.metrics  # constant: a param, not a chart
-    steps = client.get_metric_history(trial_1.info.run_id, "val_accuracy")
+    assert "epoch/learning_rate" not in trial_1.data.metrics  # constant: a param, not a chart
+    steps = client.get_metric_history(trial_1.info.run_id, "epoch/val_accuracy")
     assert [m.step for m in steps] == [1, 2]
     contexts = {
         {t.key: t.value for t in d.tags}["mlflow.data.context"]

@@ -1,8 +1,11 @@
 """The study's single test read: claimed atomically before any prediction, never silently
-repeated (not even after a crash), deferred while the study runs; and scoring other data."""
+repeated (not even after a crash), deferred while the study runs; and scoring other data.
+Claims are rows of the project's own table, never Optuna studies; legacy claim studies of
+older stores still count, a bare one included."""
 
 from __future__ import annotations
 
+import subprocess
 import threading
 from pathlib import Path
 
@@ -13,16 +16,23 @@ import yaml
 
 from nsynth_research import cli
 from nsynth_research.core.claims import (
+    LEGACY_NAME,
     ClaimLost,
-    StudyNotReady,
+    ReadClaim,
+    adopt_legacy,
     claim_test_read,
     claimed_reads,
+    describe_read,
 )
+from nsynth_research.core.config import TrackingConfig
+from nsynth_research.core.process import Owner
+from nsynth_research.core.readiness import StudyNotReady
 from nsynth_research.core.runs import CONFIG_ARTIFACT
 from nsynth_research.core.selection import (
     EVALUATED_TAG,
     evaluate_study,
     format_summary,
+    previous_evaluation,
 )
 from nsynth_research.core.space import base_config, study_experiment
 from nsynth_research.core.storage import RUN_ATTR, load_study, open_storage
@@ -65,6 +75,44 @@ def test_two_claims_at_once_exactly_one_wins(tmp_path: Path) -> None:
     forced = claim_test_read(storage, "s", "forced", force=True)
     assert (forced.number, forced.forced) == (2, True)
     assert claimed_reads(storage, "other") == []
+    # Claims are not studies: nothing for optuna-dashboard to list.
+    assert [s.study_name for s in storage.get_all_studies()] == []
+
+
+def test_a_legacy_bare_claim_counts_and_moves_out_of_the_study_list(tmp_path: Path) -> None:
+    """A store written before the claims table: read 1 is an Optuna study whose process was
+    killed before it stored its run id. It is a spent read, not a wedge."""
+    storage = open_storage(f"sqlite:///{tmp_path / 'optuna.db'}")
+    storage.create_new_study([optuna.study.StudyDirection.MAXIMIZE], "s")
+    storage.create_new_study(
+        [optuna.study.StudyDirection.MAXIMIZE], LEGACY_NAME.format(study="s", number=1)
+    )
+    (bare,) = claimed_reads(storage, "s")
+    assert (bare.number, bare.run_id) == (1, "")
+    with pytest.raises(ClaimLost):
+        claim_test_read(storage, "s", "late", force=False)
+    assert adopt_legacy(storage, "s") == 1
+    assert [s.study_name for s in storage.get_all_studies()] == ["s"]
+    assert [(r.number, r.run_id) for r in claimed_reads(storage, "s")] == [(1, "")]
+    assert claim_test_read(storage, "s", "forced", force=True).number == 2
+
+
+def test_the_loser_of_a_claim_race_is_told_the_read_is_in_progress(tmp_path: Path) -> None:
+    """The winner is still evaluating (its run RUNNING, its process alive): the loser hears
+    that, not that the winner 'ended RUNNING'; once the winner's process is gone, it hears
+    that the read is spent."""
+    client = open_store(TrackingConfig(store=tmp_path / "mlruns"))
+    running = client.create_run(client.create_experiment("unit")).info.run_id
+    storage = open_storage(f"sqlite:///{tmp_path / 'optuna.db'}")
+    claim_test_read(storage, "s", running, force=False)
+    with pytest.raises(ClaimLost) as lost:
+        claim_test_read(storage, "s", "loser", force=False)
+    told = describe_read(lost.value.read, client)
+    assert "still in progress" in told and running in told and "ended" not in told
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    dead = ReadClaim(1, running, Owner(Owner.me().host, gone.pid, ""), 0.0, False)
+    assert "with its process gone" in describe_read(dead, client)
 
 
 def copy_as_trial_run(client, source: str, experiment: str, parent: str, study: str) -> str:
@@ -171,3 +219,25 @@ def test_a_crash_after_the_claim_still_blocks_a_second_read(
     shown = capsys.readouterr().out
     assert "not read again" in shown and forced.run_id in shown
     assert len(claimed_reads(open_storage(study.storage), study.name)) == 2
+
+
+@pytest.mark.slow
+def test_a_bare_legacy_claim_through_the_command_line(one_trial_study, capsys) -> None:
+    """A store from before the claims table whose read-1 claim lost its process before its
+    run id was stored: commands report a spent read instead of failing on run ''."""
+    path, study, *_ = one_trial_study
+    storage = open_storage(study.storage)
+    storage.create_new_study(
+        [optuna.study.StudyDirection.MAXIMIZE], LEGACY_NAME.format(study=study.name, number=1)
+    )
+    evaluation = previous_evaluation(TASK, study)
+    assert evaluation is not None and evaluation.state == "DIED"
+    base = base_config(study, InstrumentConfig)
+    summary = format_summary(load_study(study, base, "maximize"), TASK.objective, evaluation)
+    assert "claimed by a process that died before it recorded its evaluation run" in summary
+    assert cli.main(["evaluate", "--experiment", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "died before it recorded its evaluation run" in err and "Traceback" not in err
+    # The refusal moved the claim out of the study list (optuna-dashboard), still counted.
+    names = [s.study_name for s in storage.get_all_studies()]
+    assert names == [study.name] and len(claimed_reads(storage, study.name)) == 1

@@ -12,6 +12,7 @@ import soundfile as sf
 import yaml
 
 from nsynth_research import cli
+from nsynth_research.core.describe import NOTE_TAG, combine_digests
 from nsynth_research.core.errors import UserError
 from nsynth_research.core.tracking import open_store
 from nsynth_research.instruments.config import NUM_SAMPLES, CorpusConfig
@@ -51,7 +52,16 @@ def test_any_model_on_other_corpora_and_bare_wav_folders(
     assert "over instruments" in score.lines[1] and not score.reused
     run = open_store(config.tracking).get_run(score.run_id)
     assert run.data.tags["evaluated_run_id"] == run_id
-    assert run.data.tags["data_fingerprint"] == split_fingerprint(other, "test")
+    assert run.data.tags["split_fingerprint"] == split_fingerprint(other, "test")
+    # Its description leads with the figure, and it, the data tag and the Dataset agree.
+    (dataset,) = run.inputs.dataset_inputs
+    assert dataset.dataset.name == "seed1/test"
+    assert run.data.tags["data_fingerprint"] == combine_digests([dataset.dataset.digest])
+    note = run.data.tags[NOTE_TAG]
+    assert note.startswith("test accuracy on seed1/test (TimGM6mb presets): ")
+    assert run.data.tags["data_fingerprint"] in note and dataset.dataset.digest in note
+    experiment_note = open_store(config.tracking).get_experiment(run.info.experiment_id)
+    assert "make evaluate" in experiment_note.tags[NOTE_TAG]
     m = run.data.metrics
     assert m["test_accuracy_ci_low"] <= m["test_accuracy"] <= m["test_accuracy_ci_high"]
     assert m["n_test_instruments"] >= 3 and "test_macro_f1_ci_low" in m

@@ -14,59 +14,111 @@ from nsynth_research.core.errors import DataError
 from nsynth_research.instruments.config import FeatureConfig
 from nsynth_research.instruments.data.audio import load_audio
 from nsynth_research.instruments.data.reader import read_split
-from nsynth_research.instruments.features.cache import cache_dir, ensure_cached
+from nsynth_research.instruments.features.cache import FeatureCache, cache_dir, ensure_cached
 from nsynth_research.instruments.features.spectrogram import librosa_features
 from nsynth_research.instruments.features.stats import compute_stats
-from tests.instruments.fakes import build_archive, write_notes
+from tests.instruments.fakes import build_archive, note_at, write_notes
 
 CFG = FeatureConfig()
 NBYTES = CFG.frames * CFG.bins * 4
 
 
-def stored(path: Path) -> np.ndarray:
-    return np.fromfile(path, "<f4").reshape(CFG.frames, CFG.bins)
+def stored(cache: FeatureCache, name: str) -> np.ndarray:
+    """The row the cache holds for a note, read from its file as written."""
+    row = cache.rows[name]
+    with open(cache.store.data, "rb") as handle:
+        handle.seek(row * NBYTES)
+        return np.frombuffer(handle.read(NBYTES), "<f4").reshape(CFG.frames, CFG.bins)
 
 
-def test_files_hold_each_notes_features(tmp_path: Path) -> None:
+def test_rows_hold_each_notes_features(tmp_path: Path) -> None:
     notes = write_notes(tmp_path / "wavs", 5)
     cache = ensure_cached(notes, CFG, tmp_path / "cache", progress=False)
+    assert cache.store.data.stat().st_size == 5 * NBYTES
+    assert sorted(cache.rows.values()) == list(range(5))
     for note in notes:
-        path = cache.path_for(note)
-        assert path.stat().st_size == NBYTES
         ref = librosa_features(load_audio(note.path), CFG)
-        np.testing.assert_allclose(stored(path), ref, atol=1e-3)
+        np.testing.assert_allclose(stored(cache, note.note_str), ref, atol=1e-3)
 
 
 def test_rerun_writes_nothing_and_repairs_damage(tmp_path: Path) -> None:
     notes = write_notes(tmp_path / "wavs", 4)
     cache = ensure_cached(notes, CFG, tmp_path / "cache", progress=False)
-    paths = [cache.path_for(n) for n in notes]
-    before = [p.stat().st_mtime_ns for p in paths]
-    good = stored(paths[2]).copy()
+    data, names = cache.store.data, cache.store.names
+    before = data.stat().st_mtime_ns, names.stat().st_mtime_ns
+    good = {n.note_str: stored(cache, n.note_str).copy() for n in notes}
     time.sleep(0.01)
     ensure_cached(notes, CFG, tmp_path / "cache", progress=False)
-    assert [p.stat().st_mtime_ns for p in paths] == before
+    assert (data.stat().st_mtime_ns, names.stat().st_mtime_ns) == before
 
-    # A truncated file (a disk that filled up under another tool) is recomputed.
-    paths[2].write_bytes(paths[2].read_bytes()[:1000])
-    stale = tmp_path / "cache" / ".x.f32.abc.tmp"
+    # A truncated data file (a disk that filled up under another tool) loses its last rows
+    # and only those are recomputed; a killed writer's unnamed bytes and stale temporaries
+    # are cut off and removed.
+    last = max(cache.rows, key=cache.rows.get)
+    with open(data, "r+b") as handle:
+        handle.truncate(3 * NBYTES + 1000)
+    stale = tmp_path / "cache" / ".x.abc.tmp"
     stale.write_bytes(b"half")
     os.utime(stale, (time.time() - 3600, time.time() - 3600))
-    ensure_cached(notes, CFG, tmp_path / "cache", progress=False)
-    np.testing.assert_array_equal(stored(paths[2]), good)
-    assert [p.stat().st_mtime_ns for i, p in enumerate(paths) if i != 2] == [
-        t for i, t in enumerate(before) if i != 2
-    ]
-    assert not stale.exists()
+    repaired = ensure_cached(notes, CFG, tmp_path / "cache", progress=False)
+    assert data.stat().st_size == 4 * NBYTES
+    assert names.read_text().splitlines() == sorted(cache.rows, key=cache.rows.get)
+    assert repaired.rows == cache.rows and not stale.exists()
+    for name, features in good.items():
+        np.testing.assert_array_equal(stored(repaired, name), features)
+
+    # Bytes past the last named row (a writer killed before naming them) are dropped before
+    # the next rows are appended, so rows and names stay in step.
+    with open(data, "ab") as handle:
+        handle.write(b"\x01" * (NBYTES // 2))
+    half_written = ensure_cached(notes, CFG, tmp_path / "cache", progress=False)
+    batches = half_written.batches(notes, batch_size=4, shuffle=False, seed=0)
+    read = next(iter(batches))[0].numpy()  # readable, the unnamed tail left alone
+    np.testing.assert_array_equal(read[1], good[notes[1].note_str])
+    more = write_notes(tmp_path / "more", 2, seed=9)
+    more = [note_at(f"x{i}", n.path, n.family) for i, n in enumerate(more)]
+    grown = ensure_cached([*notes, *more], CFG, tmp_path / "cache", progress=False)
+    assert data.stat().st_size == 6 * NBYTES and grown.rows[last] == cache.rows[last]
+    np.testing.assert_array_equal(
+        stored(grown, "x1"),
+        stored(ensure_cached(more, CFG, tmp_path / "alone", progress=False), "x1"),
+    )
 
 
-def test_archived_notes_land_in_their_own_files(tmp_path: Path) -> None:
+def test_a_killed_fill_keeps_the_rows_it_committed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import nsynth_research.instruments.features.cache as cache_module
+
+    notes = write_notes(tmp_path / "wavs", 6)
+    monkeypatch.setattr(cache_module, "_COMMIT_SECONDS", 0.0)  # commit after every batch
+    real = cache_module.audio_batches
+
+    def dies_after_two_batches(*args, **kwargs):
+        for i, batch in enumerate(real(*args, **kwargs)):
+            if i == 2:
+                raise KeyboardInterrupt
+            yield batch
+
+    monkeypatch.setattr(cache_module, "audio_batches", dies_after_two_batches)
+    with pytest.raises(KeyboardInterrupt):
+        ensure_cached(notes, CFG, tmp_path / "cache", batch_size=2, progress=False)
+    monkeypatch.undo()
+    kept = ensure_cached(notes[:4], CFG, tmp_path / "cache", progress=False)
+    assert kept.store.data.stat().st_size == 4 * NBYTES  # nothing recomputed
+    full = ensure_cached(notes, CFG, tmp_path / "cache", progress=False)
+    for note in notes:
+        ref = librosa_features(load_audio(note.path), CFG)
+        np.testing.assert_allclose(stored(full, note.note_str), ref, atol=1e-3)
+
+
+def test_archived_notes_land_in_their_own_rows(tmp_path: Path) -> None:
     src = write_notes(tmp_path / "wavs", 5, seed=4)
     packed = build_archive(tmp_path, src)
     cache = ensure_cached(packed[::-1], CFG, tmp_path / "cache", progress=False)
     for note, original in zip(packed, src, strict=True):
         ref = librosa_features(load_audio(original.path), CFG)
-        np.testing.assert_allclose(stored(cache.path_for(note)), ref, atol=1e-3)
+        np.testing.assert_allclose(stored(cache, note.note_str), ref, atol=1e-3)
 
 
 def test_full_disk_is_refused_before_writing(
@@ -78,7 +130,7 @@ def test_full_disk_is_refused_before_writing(
     with pytest.raises(DataError, match=r"data.feature_cache=false") as err:
         ensure_cached(notes, CFG, tmp_path / "cache", progress=False)
     assert "3 notes" in str(err.value)
-    assert not list((tmp_path / "cache").glob("*.f32"))
+    assert not list((tmp_path / "cache").glob("rows.*"))
 
 
 def test_folder_key_follows_features_and_data(tiny_corpus: Path, tmp_path: Path) -> None:
@@ -153,8 +205,8 @@ def test_two_processes_filling_one_cache_both_succeed(tmp_path: Path) -> None:
     for proc in procs:
         _, err = proc.communicate(timeout=300)
         assert proc.returncode == 0, err.decode()[-2000:]
-    shared = sorted((tmp_path / "shared").iterdir())
-    assert [p.name for p in shared] == sorted(alone.path_for(n).name for n in notes)
+    shared = ensure_cached(notes, CFG, tmp_path / "shared", progress=False)
+    assert shared.store.data.stat().st_size == len(notes) * NBYTES  # each note stored once
+    assert sorted(shared.rows) == sorted(alone.rows)
     for note in notes:
-        path = tmp_path / "shared" / alone.path_for(note).name
-        np.testing.assert_array_equal(stored(path), stored(alone.path_for(note)))
+        np.testing.assert_array_equal(stored(shared, note.note_str), stored(alone, note.note_str))

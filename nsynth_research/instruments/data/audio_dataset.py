@@ -112,15 +112,32 @@ class _EpochGenerator:
 
 
 def epoch_order(count: int, *, shuffle: bool, seed: int) -> tf.data.Dataset:
-    """Indices 0..count-1: a fresh seeded permutation per epoch, or in order."""
+    """Indices 0..count-1: a fresh seeded permutation per epoch, or in order.
+
+    In-graph and stateless (a draw per pass from the seed alone, not TensorFlow's global
+    seed, then a stateless shuffle), not a Python generator: a generator is a stateful
+    source, and under op determinism tf.data's make_deterministic rewrite then makes every
+    parallel map and prefetch of the pipeline sequential (logging `NodeDef mentions
+    attribute use_unbounded_threadpool` as it rewrites each map)."""
     if not shuffle:
         return tf.data.Dataset.range(count)
-    return tf.data.Dataset.from_generator(
-        _EpochGenerator(
-            lambda rng: [rng.permutation(count).astype(np.int64)], seed, _STREAM_FILES, True
-        ),
-        output_signature=tf.TensorSpec([count], tf.int64),
-    ).unbatch()
+    variant = tf.raw_ops.RandomDatasetV2(
+        seed=seed,
+        seed2=_STREAM_FILES,
+        seed_generator=tf.raw_ops.DummySeedGenerator(),
+        output_types=[tf.int64],
+        output_shapes=[[]],
+        rerandomize_each_iteration=True,
+    )
+    draws = tf.data.experimental.from_variant(variant, tf.TensorSpec([], tf.int64)).take(1)
+    stream = tf.constant(_STREAM_FILES, tf.int64)
+    return draws.flat_map(
+        lambda draw: tf.data.Dataset.from_tensor_slices(
+            tf.random.experimental.stateless_shuffle(
+                tf.range(count, dtype=tf.int64), seed=tf.stack([draw, stream])
+            )
+        )
+    )
 
 
 def _file_dataset(

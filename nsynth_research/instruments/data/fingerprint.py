@@ -14,12 +14,13 @@ import hashlib
 import json
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from nsynth_research.core.files import atomic_write_text, file_sha256
 from nsynth_research.instruments.data.notes import (
     SPLITS,
+    Note,
     check_split_name,
     missing_split,
     split_archive,
@@ -114,4 +115,23 @@ def data_fingerprint(root: Path | str, splits: Sequence[str] = SPLITS) -> str:
     digest = hashlib.sha256()
     for split in splits:
         digest.update(f"{split}={split_fingerprint(root, split)};".encode())
+    return digest.hexdigest()[:16]
+
+
+def notes_fingerprint(
+    root: Path | str, parts: Mapping[str, Sequence[Note]], known: Mapping[str, str] | None = None
+) -> str:
+    """16 hex digits identifying the notes a run read: for each split they come from, that
+    split's content (`split_fingerprint`) and which of its notes were taken.
+
+    This is a run's Dataset digest: it follows the audio and labels, and the library fold or
+    note limit that picked the notes, but not the features computed from them, so every
+    front-end of a study reads the same train, valid and transfer datasets. `known` passes
+    split fingerprints already computed."""
+    digest = hashlib.sha256()
+    for split in sorted(parts):
+        content = (known or {}).get(split) or split_fingerprint(root, split)
+        digest.update(f"{split}={content}:".encode())
+        for name in sorted(n.note_str for n in parts[split]):
+            digest.update(f"{name};".encode())
     return digest.hexdigest()[:16]

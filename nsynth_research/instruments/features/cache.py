@@ -1,17 +1,16 @@
-"""Each note's log-STFT features, computed once per corpus and read back every epoch.
+"""Each note's raw features, computed once per corpus and front-end and read back every epoch.
 
 On a small CPU machine the exact (float64) STFT of a batch costs about as much as a training
 step of the seed model on it, so recomputing it every epoch, for every trial of a study,
 roughly halves training speed. The features of a note depend only on its audio and the feature
-config, so they are stored once, one raw float32 file per note, and the input pipeline reads
-those instead; normalisation stays in the pipeline, so other train statistics (another subset
-of notes) reuse the same files.
+config, so they are stored once, as rows of one file per split (`rows`), and the input
+pipeline gathers a batch of rows at a time from a memory map; normalisation stays out of the
+cache, so other train statistics (another subset of notes) reuse the same rows.
 
-Files are written atomically (temporary name, then rename), so a killed run or two workers
-filling the same cache leave only whole files. The folder name covers the feature config and
-the split's data fingerprint: re-rendered audio or other features get a fresh folder, never
-stale values. A read-back file is bit-identical to what the pipeline would have computed, so
-results do not depend on whether the cache is on.
+The folder name covers the feature config, the split's data fingerprint and the stored
+dtype: re-rendered audio or other features get a fresh folder, never stale values. float32
+rows are bit-identical to what the pipeline would have computed, so results do not depend on
+whether the cache is on.
 """
 
 from __future__ import annotations
@@ -20,33 +19,37 @@ import hashlib
 import json
 import logging
 import shutil
-from collections.abc import Sequence
-from dataclasses import dataclass
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
 import tensorflow as tf
 from tqdm.auto import tqdm
 
 from nsynth_research.core.errors import DataError
-from nsynth_research.core.files import atomic_write_bytes, remove_stale_temporaries
+from nsynth_research.core.files import remove_stale_temporaries
 from nsynth_research.instruments.config import FeatureConfig
+from nsynth_research.instruments.data.audio import audio_batches
 from nsynth_research.instruments.data.audio_dataset import epoch_order
 from nsynth_research.instruments.features.batches import computed_features
+from nsynth_research.instruments.features.rows import CACHE_DIR, Gatherer, Normalisation, RowFile
+from nsynth_research.instruments.features.spectrogram import tf_features
 
 if TYPE_CHECKING:
     from nsynth_research.instruments.data.notes import Note
 
 log = logging.getLogger(__name__)
 
-#: Folder under the data root that holds cached features.
-CACHE_DIR = "features"
+__all__ = ["CACHE_DIR", "FeatureCache", "batched_features", "cache_dir", "ensure_cached"]
+
 #: Disk space left free beyond what the cache needs.
 _HEADROOM_BYTES = 512 * 2**20
 #: Temporary files older than this are leftovers of a killed writer, not a live one's.
 _STALE_TMP_SECONDS = 600.0
-_SUFFIX = ".f32"
+#: A fill makes its rows durable this often, so a killed first pass keeps what it computed.
+_COMMIT_SECONDS = 30.0
 #: Bytes per stored value, by cache dtype; float16 halves the disk and the reads, rounding
 #: features (in [0, ~15]) by at most 2**-11 of their value, far below their train std.
 ITEMSIZE = {"float32": 4, "float16": 2}
@@ -54,33 +57,56 @@ ITEMSIZE = {"float32": 4, "float16": 2}
 
 @dataclass(frozen=True)
 class FeatureCache:
-    """A folder known to hold the features of every note it is asked for.
+    """A folder known to hold the features of every note it is asked for, and where.
 
-    Only `ensure_cached` makes one, after checking or writing every file, so the pipeline can
-    read from it without meeting a missing file mid-epoch.
+    Only `ensure_cached` makes one, after filling every missing row, so the pipeline never
+    meets a missing note mid-epoch.
     """
 
     directory: Path
     cfg: FeatureConfig
     dtype: str = "float32"
+    #: Note name -> row in the folder's row file.
+    rows: Mapping[str, int] = field(default_factory=dict, compare=False, repr=False)
 
-    def path_for(self, note: Note) -> Path:
-        suffix = _SUFFIX if self.dtype == "float32" else ".f16"
-        return self.directory / f"{note.note_str}{suffix}"
+    @property
+    def store(self) -> RowFile:
+        return RowFile(self.directory, self.cfg.frames, self.cfg.bins, self.dtype)
 
-    def dataset(self, notes: Sequence[Note], *, shuffle: bool, seed: int) -> tf.data.Dataset:
-        """Un-batched (features [frames, bins] float32, label int32), in the order the audio
-        pipeline would use for plain files: the same seeded permutation per epoch."""
-        paths = tf.constant([str(self.path_for(n)) for n in notes], tf.string)
+    def batches(
+        self,
+        notes: Sequence[Note],
+        *,
+        batch_size: int,
+        shuffle: bool,
+        seed: int,
+        drop_remainder: bool = False,
+        normalise: Normalisation | None = None,
+    ) -> tf.data.Dataset:
+        """Batches of (features, labels [B] int32) in the order the audio pipeline uses for
+        plain files (the same seeded permutation per epoch). Raw features are [B, frames,
+        bins] float32; with `normalise`, `(x - mean) / denom` in float32 as [B, frames, bins,
+        1], the same bits as `FeatureStats.normaliser` gives.
+
+        One batch is one gather from the mapped rows in the thread that asks for it: no
+        per-note reads, buffers or worker threads compete with the training step.
+        """
+        missing = [n.note_str for n in notes if n.note_str not in self.rows]
+        if missing:
+            raise DataError(
+                f"{len(missing)} notes (e.g. {missing[0]}) are not in the feature cache "
+                f"{self.directory}; fill it with ensure_cached first"
+            )
+        gather = Gatherer(self.store.mapped(), [self.rows[n.note_str] for n in notes], normalise)
         labels = tf.constant([n.family for n in notes], tf.int32)
-        shape, dtype = [self.cfg.frames, self.cfg.bins], self.dtype
+        shape = [None, self.cfg.frames, self.cfg.bins] + ([1] if normalise else [])
 
         def read(i: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-            raw = tf.io.decode_raw(tf.io.read_file(tf.gather(paths, i)), tf.as_dtype(dtype))
-            return tf.reshape(tf.cast(raw, tf.float32), shape), tf.gather(labels, i)
+            x = tf.numpy_function(gather, [i], tf.float32, stateful=False)
+            return tf.ensure_shape(x, shape), tf.gather(labels, i)
 
         order = epoch_order(len(notes), shuffle=shuffle, seed=seed)
-        return order.map(read, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        return order.batch(batch_size, drop_remainder=drop_remainder).map(read)
 
 
 def batched_features(
@@ -106,18 +132,18 @@ def batched_features(
             shuffle_buffer=shuffle_buffer,
             drop_remainder=drop_remainder,
         )
-    ds = cache.dataset(notes, shuffle=shuffle, seed=seed)
-    return ds.batch(batch_size, drop_remainder=drop_remainder)
+    return cache.batches(
+        notes, batch_size=batch_size, shuffle=shuffle, seed=seed, drop_remainder=drop_remainder
+    )
 
 
 def cache_dir(root: Path, split: str, cfg: FeatureConfig, dtype: str = "float32") -> Path:
-    """`<root>/features/<split>-<key>`, the key covering the features, the split's data and
-    the stored dtype (float32 keys are unchanged from before float16 existed)."""
+    """`<root>/features/<split>-<key>`, the key covering the features, the split's data, the
+    stored dtype and the row-file layout."""
     from nsynth_research.instruments.data.fingerprint import split_fingerprint
 
-    payload = f"{json.dumps(cfg.content_key(), sort_keys=True)};{split_fingerprint(root, split)}"
-    if dtype != "float32":
-        payload += f";{dtype}"
+    features = json.dumps(cfg.content_key(), sort_keys=True)
+    payload = f"{features};{split_fingerprint(root, split)};rows-1;{dtype}"
     key = hashlib.sha256(payload.encode()).hexdigest()[:16]
     return Path(root) / CACHE_DIR / f"{split}-{key}"
 
@@ -134,73 +160,126 @@ def ensure_cached(
 ) -> FeatureCache:
     """Compute and store the features of every note not yet in `directory`.
 
-    A rerun over a complete cache only checks file sizes. Refuses up front, naming the sizes,
-    when the disk cannot hold the missing files: a full disk mid-study would fail trials.
+    A rerun over a complete cache only reads the names. Refuses up front, naming the sizes,
+    when the disk cannot hold the missing rows: a full disk mid-study would fail trials. Two
+    processes filling one folder take turns; the second finds the first one's rows.
     """
-    cache = FeatureCache(Path(directory), cfg, dtype)
-    nbytes = cfg.frames * cfg.bins * ITEMSIZE[dtype]
-    missing = _missing(notes, cache, nbytes)
-    if not missing:
-        return cache
+    store = RowFile(Path(directory), cfg.frames, cfg.bins, dtype)
+    index = store.index()
+    if not _missing(notes, index):
+        return FeatureCache(store.directory, cfg, dtype, index)
     try:
-        cache.directory.mkdir(parents=True, exist_ok=True)
+        store.directory.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise DataError(
-            f"cannot create the feature cache {cache.directory} ({exc}); make the data root "
+            f"cannot create the feature cache {store.directory} ({exc}); make the data root "
             "writable or set data.feature_cache=false"
         ) from None
-    remove_stale_temporaries(cache.directory, _STALE_TMP_SECONDS)
-    need = len(missing) * nbytes
-    free = shutil.disk_usage(cache.directory).free
-    if need + _HEADROOM_BYTES > free:
-        raise DataError(
-            f"the feature cache for {len(missing)} notes needs {need / 2**30:.2f} GiB, but "
-            f"{cache.directory} has {free / 2**30:.2f} GiB free; free some space or set "
-            "data.feature_cache=false to compute features every epoch instead"
-        )
-    log.info("caching %s of %d notes in %s", label, len(missing), cache.directory)
-    ds = computed_features(
-        missing, cfg, batch_size=batch_size, shuffle=False, seed=0, positions=True
-    ).prefetch(2)
-    with tqdm(total=len(missing), desc=label, unit="note", disable=not progress) as bar:
-        for features, where in ds:
-            for x, i in zip(features.numpy(), where.numpy(), strict=True):
-                data = np.ascontiguousarray(x, "<f4" if dtype == "float32" else "<f2").tobytes()
-                atomic_write_bytes(cache.path_for(missing[i]), data)
-            bar.update(len(where))
-    return cache
+    remove_stale_temporaries(store.directory, _STALE_TMP_SECONDS)
+    with store.locked():
+        missing = _missing(notes, store.index())
+        if missing:
+            _check_space(store, len(missing))
+            _fill(store, missing, cfg, batch_size=batch_size, progress=progress, label=label)
+    return FeatureCache(store.directory, cfg, dtype, store.index())
 
 
-def _missing(notes: Sequence[Note], cache: FeatureCache, nbytes: int) -> list[Note]:
-    """Notes without a complete file (a wrong size is a file from another feature shape)."""
+def _missing(notes: Sequence[Note], index: Mapping[str, int]) -> list[Note]:
     missing, seen = [], set()
     for note in notes:
-        path = cache.path_for(note)
-        if path in seen:
-            continue
-        seen.add(path)
-        try:
-            complete = path.stat().st_size == nbytes
-        except FileNotFoundError:
-            complete = False
-        if not complete:
+        if note.note_str not in index and note.note_str not in seen:
+            seen.add(note.note_str)
             missing.append(note)
     return missing
 
 
-def choose_cache(root: Path, n_notes: int, cfg: FeatureConfig) -> str | None:
-    """`data.feature_cache: auto`: the cache dtype a corpus this large gets on this disk.
+def _check_space(store: RowFile, count: int) -> None:
+    need = count * store.row_bytes
+    free = shutil.disk_usage(store.directory).free
+    if need + _HEADROOM_BYTES > free:
+        raise DataError(
+            f"the feature cache for {count} notes needs {need / 2**30:.2f} GiB, but "
+            f"{store.directory} has {free / 2**30:.2f} GiB free; free some space (make "
+            "clean-cache) or set data.feature_cache=false to compute features every epoch"
+        )
 
-    float32 (exact) when it needs at most half the free space, else float16 when that does,
-    else no cache (features computed every epoch): a cache must never be what fills a disk
-    that runs, logs and other users share. Full NSynth's train split is ~145 GB as float32 and
-    ~73 GB as float16.
+
+def _fill(
+    store: RowFile,
+    missing: list[Note],
+    cfg: FeatureConfig,
+    *,
+    batch_size: int,
+    progress: bool,
+    label: str,
+) -> None:
+    """One pass over the missing notes' audio (archives front to back, in member order),
+    rows appended in the order features arrive."""
+    log.info("caching %s of %d notes in %s", label, len(missing), store.directory)
+    committed = time.monotonic()
+    with (
+        store.appender() as rows,
+        tqdm(total=len(missing), desc=label, unit="note", disable=not progress) as bar,
+    ):
+        # Audio read ahead in a thread (`audio_batches`) while the batched STFT of the last
+        # batch runs: from an archive 2x faster than through tf.data's from_generator.
+        for batch, audio in audio_batches(missing, batch_size):
+            rows.add(tf_features(audio, cfg).numpy(), [n.note_str for n in batch])
+            bar.update(len(batch))
+            if time.monotonic() - committed > _COMMIT_SECONDS:
+                rows.commit()
+                committed = time.monotonic()
+
+
+def choose_cache(
+    root: Path, n_notes: int, cfg: FeatureConfig, splits: Sequence[str] = ("train", "valid")
+) -> str | None:
+    """`data.feature_cache: auto`: the cache dtype of this front-end for a corpus this large.
+
+    A front-end that already has a cache under `root` keeps its dtype (when the rest still
+    fits), so a study whose trials come back to a front-end, from any worker and however full
+    the disk has become meanwhile, never fills a second copy of it in another dtype. Else by
+    size: float32 (exact) when it needs at most half the free space, else float16 when that
+    does, else no cache (features computed every epoch): a cache must never be what fills a
+    disk that runs, logs and other users share. Sizes differ by front-end: a linear STFT
+    note is 515 kB as float32, a 64-band log-mel one 32 kB as float16.
     """
     probe = Path(root)
     while not probe.exists() and probe != probe.parent:
         probe = probe.parent
     free = shutil.disk_usage(probe).free
-    for dtype in ("float32", "float16"):
+    held = _existing(root, cfg, splits)
+    if held is not None:
+        dtype, stored = held
+        need = n_notes * cfg.frames * cfg.bins * ITEMSIZE[dtype] - stored
+        if need + _HEADROOM_BYTES <= free:
+            return dtype
+        log.warning(
+            "the %s feature cache of %s cannot take %d more notes on this disk; computing "
+            "features every epoch instead of filling a second cache",
+            dtype,
+            root,
+            n_notes,
+        )
+        return None
+    for dtype in ITEMSIZE:
         if n_notes * cfg.frames * cfg.bins * ITEMSIZE[dtype] + _HEADROOM_BYTES <= free / 2:
             return dtype
+    return None
+
+
+def _existing(root: Path, cfg: FeatureConfig, splits: Sequence[str]) -> tuple[str, int] | None:
+    """(dtype, bytes stored) of this front-end's cache under `root`, if one was started."""
+    for dtype in ITEMSIZE:
+        stores = []
+        for split in splits:
+            try:
+                directory = cache_dir(root, split, cfg, dtype)
+            except DataError:  # no such split here
+                continue
+            store = RowFile(directory, cfg.frames, cfg.bins, dtype)
+            if store.names.exists():
+                stores.append(store)
+        if stores:
+            return dtype, sum(s.data.stat().st_size for s in stores if s.data.exists())
     return None

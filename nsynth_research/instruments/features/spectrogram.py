@@ -70,9 +70,7 @@ def _tf_pcen(mel: tf.Tensor, b: float) -> tf.Tensor:
     from a previous value of 1 (librosa's `lfilter_zi` state, not scaled by the input)."""
     energy = mel * PCEN_INPUT_SCALE
     frames = tf.transpose(energy, [1, 0, 2])
-    smooth = tf.scan(
-        lambda m, e: (1 - b) * m + b * e, frames, initializer=tf.ones_like(frames[0])
-    )
+    smooth = tf.scan(lambda m, e: (1 - b) * m + b * e, frames, initializer=tf.ones_like(frames[0]))
     smooth = tf.transpose(smooth, [1, 0, 2])
     gain = tf.exp(-PCEN_GAIN * (tf.math.log(PCEN_EPS) + tf.math.log1p(smooth / PCEN_EPS)))
     return tf.pow(energy * gain + PCEN_BIAS, PCEN_POWER) - PCEN_BIAS**PCEN_POWER
