@@ -9,7 +9,7 @@ the default corpus (`make data`); pruning replays the learning curves that curve
 (a dry run without one); melody needs a finished melody study (`make sweep
 EXPERIMENT=experiments/melody.yaml`); dream needs the default study's champion and
 logs one dream run into ./mlruns; large runs only when named (it renders its own 50k+
-note corpus under NSYNTH_LARGE_DIR: hours on 2 cores, ~45 GB). Results are written under
+note corpus under NSYNTH_LARGE_DIR: hours on 2 cores, ~40 GB). Results are written under
 benchmarks/results/.
 """
 
@@ -42,7 +42,7 @@ BENCHES = (
 )
 
 
-#: Run only when named: large renders, packs and studies a 50k+ note corpus (hours, ~45 GB).
+#: Run only when named: large renders, packs and studies a 50k+ note corpus (hours, ~40 GB).
 ON_REQUEST = ("large",)
 
 

@@ -89,7 +89,7 @@ def _settings(config: CorpusConfig, fonts: list[Path]) -> dict[str, Any]:
         "render_version": RENDER_VERSION,
         "renderer": f"tinysoundfont {metadata.version('tinysoundfont')}, soxr {soxr.__version__}",
         "config": tree,
-        "size": asdict(SIZES[config.size]),
+        "size": size_settings(config.size),
         "pitch_ranges": PITCH_RANGES,
         "sources": {
             "electronic": sorted(ELECTRONIC_PROGRAMS),
@@ -105,6 +105,15 @@ def _settings(config: CorpusConfig, fonts: list[Path]) -> dict[str, Any]:
         },
     }
     return json.loads(json.dumps(settings))
+
+
+def size_settings(size: str) -> dict[str, Any]:
+    """The size preset as render.json records it; `keys` only where set, so corpora rendered
+    before sizes had it keep their settings (and are not refused as other settings)."""
+    preset = asdict(SIZES[size])
+    if preset["keys"] is None:
+        del preset["keys"]
+    return preset
 
 
 def _entry(inst: Instrument, pitch: int, velocity: int, note_id: int) -> dict[str, Any]:

@@ -55,16 +55,24 @@ class SizePreset:
     velocities: tuple[int, ...]
     #: Keep at most this many instruments per (family, split); None keeps all.
     per_split: int | None
+    #: MIDI keys (low, high) every preset plays; None: its family's `PITCH_RANGES`.
+    keys: tuple[int, int] | None = None
 
 
 #: tiny: tests; one instrument per family and split, so every split has every family, ~190
-#: notes, rendered in seconds. default: ~3,100 notes from TimGM6mb.sf2 (every 3rd pitch, a
-#: soft and a hard velocity), small enough for several CNN trials of a 20-minute sweep on two
-#: cores. full: NSynth's own grid, every pitch and all five velocities.
+#: notes, rendered in seconds. default: every 3rd pitch, a soft and a hard velocity, small
+#: enough for several CNN trials of a 20-minute sweep on two cores. full: every pitch of the
+#: family's range at all five velocities (~45,000 notes from TimGM6mb + Merlin). nsynth:
+#: NSynth's own grid, every piano key 21-108 at all five velocities whatever the family
+#: (NSynth kept every key an instrument could sound; silent keys are dropped here too), the
+#: 50k+ note corpus of the measured large run (docs/scale.md).
 SIZES: dict[str, SizePreset] = {
     "tiny": SizePreset(pitch_step=10, velocities=(100,), per_split=1),
     "default": SizePreset(pitch_step=3, velocities=(75, 127), per_split=None),
     "full": SizePreset(pitch_step=1, velocities=(25, 50, 75, 100, 127), per_split=None),
+    "nsynth": SizePreset(
+        pitch_step=1, velocities=(25, 50, 75, 100, 127), per_split=None, keys=(21, 108)
+    ),
 }
 
 #: NSynth's sources: acoustic (the default), electronic (pickups, electric organs and
@@ -298,6 +306,6 @@ def plan_instruments(config: CorpusConfig) -> list[Instrument]:
 
 def note_plan(inst: Instrument, size: str) -> list[tuple[int, int]]:
     """(pitch, velocity) pairs rendered for one instrument."""
-    low, high = PITCH_RANGES[inst.family]
     preset = SIZES[size]
+    low, high = preset.keys or PITCH_RANGES[inst.family]
     return [(p, v) for p in range(low, high + 1, preset.pitch_step) for v in preset.velocities]

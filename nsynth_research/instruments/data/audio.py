@@ -10,8 +10,10 @@ training note is a different note; the message says how to resample it (sox, lib
 from __future__ import annotations
 
 import io
-import tarfile
+import queue
+import threading
 from collections.abc import Iterator, Sequence
+from contextlib import suppress
 from pathlib import Path
 from typing import IO
 
@@ -20,7 +22,9 @@ import soundfile as sf
 
 from nsynth_research.core.errors import DataError
 from nsynth_research.instruments.config import NUM_SAMPLES, SAMPLE_RATE
+from nsynth_research.instruments.data.archive import members
 from nsynth_research.instruments.data.notes import ARCHIVE_SEP, Note, format_listing
+from nsynth_research.instruments.data.wav import decode_pcm16, parse_pcm16
 
 _RESAMPLE = (
     "NSynth-format corpora are 16 kHz mono, and this reader refuses other rates rather than "
@@ -48,9 +52,6 @@ _AUDIO_PROBLEMS: dict[str, tuple[str, str]] = {
         "NSynth notes are 16-bit PCM: rewrite them as PCM_16 WAV (peak-normalised)",
     ),
 }
-
-
-
 
 
 class AudioProblems:
@@ -98,12 +99,18 @@ def _open_error(exc: Exception) -> str:
     return f"not a readable WAV file ({str(exc).strip() or type(exc).__name__})"
 
 
-def probe(source: str | IO[bytes], path: str, problems: AudioProblems) -> bool:
+def probe(source: str | bytes | IO[bytes], path: str, problems: AudioProblems) -> bool:
     """Header only (rate, channels, frames): no decode, so 300k files take seconds.
 
     Returns whether the file is a 16-bit PCM WAV (the encoding TensorFlow decodes in-graph);
-    problems are recorded in `problems`.
+    problems are recorded in `problems`. `source` is a path, a handle, or a file's bytes.
     """
+    if isinstance(source, bytes):
+        header = parse_pcm16(source)
+        if header is not None:
+            problems.check_header(path, header.rate, header.channels, header.frames)
+            return True
+        source = io.BytesIO(source)
     try:
         with sf.SoundFile(source) as handle:
             rate, channels, frames = handle.samplerate, handle.channels, handle.frames
@@ -124,8 +131,15 @@ def probe_files(paths: Sequence[str]) -> tuple[AudioProblems, list[bool]]:
     return problems, [probe(path, path, problems) for path in paths]
 
 
-def _decode(source: str | IO[bytes], path: str) -> np.ndarray:
+def _decode(source: str | bytes, path: str) -> np.ndarray:
     problems = AudioProblems()
+    if isinstance(source, bytes):
+        header = parse_pcm16(source)
+        if header is not None:
+            if problems.check_header(path, header.rate, header.channels, header.frames):
+                return decode_pcm16(source, header, NUM_SAMPLES)
+            raise problems.error(path) or DataError(path)
+        source = io.BytesIO(source)  # type: ignore[assignment]
     try:
         audio, rate = sf.read(source, dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
@@ -151,31 +165,29 @@ def load_audio(path: str) -> np.ndarray:
         archive, member = path.split(ARCHIVE_SEP, 1)
         if not Path(archive).is_file():
             raise DataError(f"archive not found: {archive} (for {path})")
-        try:
-            with tarfile.open(archive, "r:gz") as tar:
-                try:
-                    handle = tar.extractfile(member)
-                except KeyError:
-                    handle = None
-                if handle is None:
-                    raise DataError(
-                        f"{archive} has no audio member {member}; the manifest does not "
-                        "belong to this archive: read the split again"
-                    )
-                data = handle.read()
-        except (tarfile.TarError, OSError, EOFError) as exc:
-            raise DataError(f"{archive}: not a readable .tar.gz archive ({exc})") from None
-        return _decode(io.BytesIO(data), path)
-    if not Path(path).is_file():
-        raise DataError(f"audio file not found: {path}; read the split again or restore it")
-    return _decode(path, path)
+        for _, data in members(archive, lambda name: name == member):
+            if data is not None:
+                return _decode(data, path)
+        raise DataError(
+            f"{archive} has no audio member {member}; the manifest does not belong to this "
+            "archive: read the split again"
+        )
+    try:
+        data = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise DataError(
+            f"audio file not found: {path}; read the split again or restore it"
+        ) from None
+    return _decode(data, path)
 
 
 def iter_audio(notes: Sequence[Note]) -> Iterator[tuple[Note, np.ndarray]]:
-    """(note, audio) pairs: plain files in the given order, then each archive's notes.
+    """(note, audio) for every note, in the fastest order for its layout: plain files in the
+    given order, then each archive's notes in archive order, one sequential pass per archive
+    (a gzip stream has no index: any other order would rescan it per note).
 
-    An archive is read once, front to back, yielding its requested notes in archive order:
-    a gzip stream has no index, so any other order would rescan it per note.
+    This is the bulk reader: feature-cache fills and statistics passes stream a split through
+    it, whether the split is a folder or a .tar.gz read in place.
     """
     by_archive: dict[str, dict[str, Note]] = {}
     for note in notes:
@@ -186,19 +198,18 @@ def iter_audio(notes: Sequence[Note]) -> Iterator[tuple[Note, np.ndarray]]:
             yield note, load_audio(note.path)
     for archive, wanted in by_archive.items():
         found: set[str] = set()
-        try:
-            with tarfile.open(archive, "r|gz") as tar:
-                for info in tar:
-                    note = wanted.get(info.name)
-                    if note is None or info.name in found:
-                        continue
-                    handle = tar.extractfile(info)
-                    if handle is None:
-                        continue
-                    found.add(info.name)
-                    yield note, _decode(io.BytesIO(handle.read()), note.path)
-        except (tarfile.TarError, OSError, EOFError) as exc:
-            raise DataError(f"{archive}: not a readable .tar.gz archive ({exc})") from None
+
+        def take(name: str, wanted: dict[str, Note] = wanted, found: set[str] = found) -> bool:
+            return name in wanted and name not in found
+
+        for name, data in members(archive, take):
+            if data is None:
+                continue
+            found.add(name)
+            note = wanted[name]
+            yield note, _decode(data, note.path)
+            if len(found) == len(wanted):
+                break  # the rest of the archive holds nothing asked for: not inflated
         missing = sorted(set(wanted) - found)
         if missing:
             raise DataError(
@@ -208,3 +219,56 @@ def iter_audio(notes: Sequence[Note]) -> Iterator[tuple[Note, np.ndarray]]:
             )
 
 
+def audio_batches(
+    notes: Sequence[Note], batch_size: int, *, read_ahead: int = 2
+) -> Iterator[tuple[list[Note], np.ndarray]]:
+    """`iter_audio` in batches (notes, audio [B, 64000] float32), read by a background thread
+    up to `read_ahead` batches ahead: the inflate and the decoding then overlap the caller's
+    work on the previous batch (a batched STFT releases the GIL), so a feature-cache fill
+    runs at the speed of its features from an archive as from a folder."""
+    done = object()
+    handoff: queue.Queue = queue.Queue(maxsize=max(1, read_ahead))
+    stop = threading.Event()
+
+    def read() -> None:
+        batch: list[tuple[Note, np.ndarray]] = []
+        try:
+            for item in iter_audio(notes):
+                batch.append(item)
+                if len(batch) == batch_size:
+                    _hand(handoff, stop, batch)
+                    batch = []
+            if batch:
+                _hand(handoff, stop, batch)
+            _hand(handoff, stop, done)
+        except _Stopped:
+            return
+        except BaseException as exc:  # handed to the consumer, raised there
+            with suppress(_Stopped):
+                _hand(handoff, stop, exc)
+
+    reader = threading.Thread(target=read, name="audio-batches", daemon=True)
+    reader.start()
+    try:
+        while (item := handoff.get()) is not done:
+            if isinstance(item, BaseException):
+                raise item
+            yield [n for n, _ in item], np.stack([a for _, a in item])
+    finally:
+        stop.set()
+        reader.join()
+
+
+class _Stopped(Exception):
+    """The consumer of `audio_batches` stopped: the reader ends too."""
+
+
+def _hand(handoff: queue.Queue, stop: threading.Event, item: object) -> None:
+    """Put `item`, or raise `_Stopped` once the consumer is gone (the reader never hangs)."""
+    while not stop.is_set():
+        try:
+            handoff.put(item, timeout=0.1)
+            return
+        except queue.Full:
+            continue
+    raise _Stopped

@@ -18,15 +18,14 @@ so fixing a download takes one round trip, not one per file.
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import re
-import tarfile
 from pathlib import Path
 from typing import Any
 
 from nsynth_research.core.errors import DataError
+from nsynth_research.instruments.data.archive import member_path, members, remember, remembered
 from nsynth_research.instruments.data.audio import AudioProblems, probe, probe_files
 from nsynth_research.instruments.data.notes import (
     ARCHIVE_SEP,
@@ -38,6 +37,7 @@ from nsynth_research.instruments.data.notes import (
     split_archive,
     split_dir,
 )
+from nsynth_research.instruments.data.subsample import per_instrument, spread
 from nsynth_research.instruments.families import FAMILIES, FAMILY_INDEX, family_from_note_str
 
 #: examples.json fields the reader needs; the other official fields are optional here.
@@ -225,76 +225,51 @@ def _read_dir(directory: Path, check_audio: bool) -> list[Note]:
 
 
 def _read_archive(archive: Path, check_audio: bool) -> list[Note]:
-    """One streamed pass over the archive: examples.json plus the audio member names."""
+    """One streamed pass over the archive (examples.json plus the audio members), or none
+    when the archive is unchanged since a reader remembered its manifest."""
+    notes = remembered(archive, check_audio)
+    if notes is not None:
+        return notes
     audio: dict[str, str] = {}
     examples = None
     meta_name = "examples.json"
     problems = AudioProblems()
-    try:
-        with tarfile.open(archive, "r|gz") as tar:
-            for info in tar:
-                name = Path(info.name)
-                if not info.isfile():
-                    continue
-                if name.name == "examples.json":
-                    if examples is not None:
-                        raise DataError(
-                            f"{archive} holds two examples.json ({meta_name}, {info.name}); "
-                            "one split per archive"
-                        )
-                    handle = tar.extractfile(info)
-                    assert handle is not None
-                    meta_name = info.name
-                    examples = _parse_examples(handle.read(), f"{archive}{ARCHIVE_SEP}{info.name}")
-                elif name.suffix == ".wav" and name.parent.name == "audio":
-                    path = f"{archive}{ARCHIVE_SEP}{info.name}"
-                    if check_audio:
-                        handle = tar.extractfile(info)
-                        assert handle is not None
-                        probe(io.BytesIO(handle.read()), path, problems)
-                    audio[name.stem] = path
-    except (tarfile.TarError, OSError, EOFError) as exc:
-        raise DataError(
-            f"{archive}: not a readable .tar.gz archive ({exc}); download it again"
-        ) from None
+
+    def wanted(name: str) -> bool:
+        return Path(name).name == "examples.json" or (check_audio and _is_audio(name))
+
+    for name, data in members(archive, wanted):
+        if Path(name).name == "examples.json":
+            if examples is not None:
+                raise DataError(
+                    f"{archive} holds two examples.json ({meta_name}, {name}); "
+                    "one split per archive"
+                )
+            meta_name = name
+            examples = _parse_examples(data or b"", f"{archive}{ARCHIVE_SEP}{name}")
+        elif _is_audio(name):
+            path = member_path(archive, name)
+            if data is not None:
+                probe(data, path, problems)
+            audio[Path(name).stem] = path
     notes = _join(examples, audio, str(archive), meta_name)
     problems.raise_if_any(str(archive))
+    remember(archive, notes, check_audio)
     return notes
 
 
-def _spread(notes: list[Note], limit: int) -> list[Note]:
-    """`limit` notes, every family kept (while limit allows), evenly spaced by note_str.
-
-    Quotas are proportional to family size with at least one per family; within a family
-    the picks are evenly spaced over its name-sorted notes, which walks across its
-    instruments, pitches and velocities. No randomness: the same files give the same subset.
-    """
-    by_family: dict[int, list[Note]] = {}
-    for note in notes:
-        by_family.setdefault(note.family, []).append(note)
-    families = sorted(by_family, key=lambda f: (-len(by_family[f]), f))
-    if limit < len(families):
-        quota = {f: int(f in families[:limit]) for f in families}
-    else:
-        total = len(notes)
-        quota = {f: max(1, limit * len(by_family[f]) // total) for f in families}
-        while sum(quota.values()) > limit:
-            largest = max((f for f in families if quota[f] > 1), key=lambda f: quota[f])
-            quota[largest] -= 1
-        while sum(quota.values()) < limit:
-            # The family furthest below its proportional share gets the next pick.
-            room = [f for f in families if quota[f] < len(by_family[f])]
-            pick = max(room, key=lambda f: limit * len(by_family[f]) / total - quota[f])
-            quota[pick] += 1
-    chosen = []
-    for family, members in by_family.items():
-        q = quota[family]
-        chosen.extend(members[int((i + 0.5) * len(members) / q)] for i in range(q))
-    return sorted(chosen, key=lambda n: n.note_str)
+def _is_audio(name: str) -> bool:
+    path = Path(name)
+    return path.suffix == ".wav" and path.parent.name == "audio"
 
 
 def read_split(
-    root: Path | str, split: str, *, check_audio: bool = True, limit: int | None = None
+    root: Path | str,
+    split: str,
+    *,
+    check_audio: bool = True,
+    limit: int | None = None,
+    per_instrument_limit: int | None = None,
 ) -> list[Note]:
     """The manifest of one split, sorted by note_str, with every WAV header checked.
 
@@ -302,8 +277,11 @@ def read_split(
     here, naming it, rather than mid-training. Files at another sample rate than 16 kHz are
     refused, not resampled (see the module docstring); the error says how to convert them.
 
-    `limit` keeps a deterministic subset of exactly `limit` notes in which every family
-    stays represented (see `_spread`); it is for quick runs only.
+    `per_instrument_limit` keeps at most that many notes of each instrument, spread over its
+    pitches and velocities (`subsample.per_instrument`): what a study searches on before it
+    fits its choice on the whole split. `limit` then keeps a deterministic subset of exactly
+    `limit` notes in which every family stays represented (`subsample.spread`); it is for
+    quick runs only.
     """
     check_split_name(split)
     root = Path(root)
@@ -322,8 +300,10 @@ def read_split(
             "re-render it"
         )
     notes.sort(key=lambda n: n.note_str)
+    if per_instrument_limit is not None:
+        notes = per_instrument(notes, per_instrument_limit)
     if limit is not None and limit < len(notes):
-        notes = _spread(notes, limit)
+        notes = spread(notes, limit)
     return notes
 
 
