@@ -34,6 +34,7 @@ import numpy as np
 
 from benchmarks.common import interleaved, markdown, ratio_rows, save, table
 from nsynth_research.core.config import TrackingConfig
+from nsynth_research.core.study_config import champion_uri
 from nsynth_research.core.tracking import open_store
 from nsynth_research.dream.audio import dream_audio, normalised_features, to_full_scale
 from nsynth_research.dream.compute import Prepared, class_batch, prepare
@@ -45,7 +46,7 @@ from nsynth_research.instruments.config import InstrumentConfig
 from nsynth_research.instruments.families import FAMILIES
 from nsynth_research.instruments.predict import load_predictor, resolve_run
 
-MODEL = os.environ.get("NSYNTH_BENCH_DREAM_MODEL", "models:/nsynth-default@champion")
+MODEL = os.environ.get("NSYNTH_BENCH_DREAM_MODEL", champion_uri("default"))
 TRACKING = TrackingConfig()
 ITERATIONS = (16, 32, 64)
 TARGET_SECONDS = 120.0

@@ -55,13 +55,13 @@ def resolve_networks() -> dict[str, dict[str, Any]]:
     `models:/nsynth-<study>@champion`, else the recorded champion point of its search space)
     and the seed network (the study's base config)."""
     from nsynth_research.core.space import base_config, trial_config
-    from nsynth_research.core.study_config import load_study_config
+    from nsynth_research.core.study_config import champion_name, load_study_config
     from nsynth_research.instruments.config import InstrumentConfig, load_config
 
     study = load_study_config(EXPERIMENT)
     base = base_config(study, InstrumentConfig)
     seed = load_config(study.base_config)
-    logged = _store_champion(f"nsynth-{study.name}", base)
+    logged = _store_champion(champion_name(study.name), base)
     if logged is not None:
         champion, source = logged
     else:

@@ -23,6 +23,7 @@ import numpy as np
 from benchmarks.common import save, table
 from nsynth_research.core.config import TrackingConfig
 from nsynth_research.core.runs import run_config
+from nsynth_research.core.study_config import champion_uri
 from nsynth_research.core.tracking import get_run, open_store
 from nsynth_research.melody.calibration import KINDS, Calibration
 from nsynth_research.melody.config import MelodyConfig
@@ -45,7 +46,7 @@ from nsynth_research.melody.stats import Melody, Profiles, Spread, real_draws, r
 from nsynth_research.melody.task import run_vocabulary
 from nsynth_research.melody.tokens import event_token
 
-MODEL = os.environ.get("MELODY_MODEL", "models:/nsynth-melody@champion")
+MODEL = os.environ.get("MELODY_MODEL", champion_uri("melody"))
 PRIMERS, SAMPLES, BARS, SEED, RESAMPLES = 24, 4, 8, 0, 200
 #: (row name, "lstm" or "ngram", options, calibration kinds)
 SETTINGS: list[tuple[str, str, SamplingOptions, tuple[str, ...]]] = [

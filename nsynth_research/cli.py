@@ -34,7 +34,8 @@ from nsynth_research.commands import (
     cmd_ui,
 )
 from nsynth_research.core.errors import MachineError, UserError
-from nsynth_research.core.outages import machine_failure, quiet_machine_failures
+from nsynth_research.core.orchestration import machine_failure, quiet_machine_failures
+from nsynth_research.core.study_config import champion_uri
 
 
 class Terminated(KeyboardInterrupt):
@@ -83,12 +84,6 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train and log one run from a config")
     p.add_argument("--config", type=Path, default=Path("configs/baseline.yaml"))
-    p.add_argument(
-        "--corpus",
-        type=Path,
-        default=DEFAULT_CORPUS,
-        help="render this corpus first if data.root is its missing root",
-    )
     p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. model.dropout=0.2")
     p.set_defaults(func=cmd_train)
 
@@ -138,13 +133,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("predict", help="top-3 families of an audio file")
     p.add_argument("audio", type=Path)
-    model_arg(p, "models:/nsynth-default@champion")
+    model_arg(p, champion_uri("default"))
     p.add_argument("--top", type=int, default=3)
     store_args(p)
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("dream", help="Deep Dream a logged model: pictures, audio, round trip")
-    model_arg(p, "models:/nsynth-default@champion")
+    model_arg(p, champion_uri("default"))
     p.add_argument("--family", default="", help="comma-separated families (default: all 11)")
     p.add_argument(
         "--layer", default="", help="layer the DeepDream amplifies (default: last conv block's)"
@@ -159,7 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_dream)
 
     p = sub.add_parser("generate", help="continue a melody with a melody Char-RNN")
-    model_arg(p, "models:/nsynth-melody@champion")
+    model_arg(p, champion_uri("melody"))
     p.add_argument(
         "--primer",
         default="",

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from nsynth_research.core.errors import UserError
+from nsynth_research.core.study_config import champion_uri
 
 if TYPE_CHECKING:
     from nsynth_research.core.config import ExperimentConfig, TrackingConfig
@@ -48,7 +49,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     task = task_for(tree)
     config = validate(tree, str(args.config), task.config_type)
     task = with_objective(task, config.training.objective)
-    task.ensure_data(config, args.corpus)
+    task.ensure_data(config)
     data = task.prepare(config)
     print(f"task {task.name}, data {data.fingerprint}")
     tracked = tracked_training(task, config, data, verbose=2)
@@ -77,7 +78,7 @@ def _study(args: argparse.Namespace) -> tuple[Task, StudyConfig]:
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     from nsynth_research.core.final_fit import check_final_fit
-    from nsynth_research.core.readiness import StudyNotReady, stopped_early
+    from nsynth_research.core.orchestration import StudyNotReady, stopped_early
     from nsynth_research.core.selection import evaluate_study, format_summary, previous_evaluation
     from nsynth_research.core.space import base_config
     from nsynth_research.core.study import run_sweep
@@ -89,7 +90,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     task, study = _study(args)
     base = base_config(study, task.config_type)
     check_final_fit(study, base)  # a bad final_fit key fails now, not after the trials
-    task.ensure_data(base, study.corpus)
+    task.ensure_data(base)
     outcome = run_sweep(
         task, study, args.experiment, workers=args.workers, overrides=args.overrides
     )
@@ -113,7 +114,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep_worker(args: argparse.Namespace) -> int:
-    from nsynth_research.core.process import stop_with_parent
+    from nsynth_research.core.orchestration import stop_with_parent
 
     stop_with_parent()  # before the slow imports: a sweep killed meanwhile stops it too
     from nsynth_research.core.study import worker_main
@@ -126,7 +127,7 @@ def cmd_sweep_worker(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from nsynth_research.core.readiness import StudyNotReady
+    from nsynth_research.core.orchestration import StudyNotReady
     from nsynth_research.core.selection import evaluate_study, format_summary
     from nsynth_research.core.space import base_config
     from nsynth_research.core.storage import load_study
@@ -157,7 +158,7 @@ def _evaluate_data(args: argparse.Namespace, study: StudyConfig) -> int:
     if config_type_for(read_yaml(study.base_config)) is not InstrumentConfig:
         raise UserError("DATA= scores instrument models on NSynth-format data only")
     base = base_config(study, InstrumentConfig)
-    model = args.model or f"models:/nsynth-{study.name}@champion"
+    model = args.model or champion_uri(study.name)
     score = evaluate_data(model, args.data, args.split, base.tracking, resamples=study.bootstrap)
     print("\n".join(score.lines))
     if not score.reused:
@@ -260,8 +261,7 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     import optuna
     import sqlalchemy
 
-    from nsynth_research.core.claims import adopt_legacy
-    from nsynth_research.core.liveness import reap
+    from nsynth_research.core.orchestration import adopt_legacy, reap
     from nsynth_research.core.storage import open_storage, storage_url
     from nsynth_research.serve import (
         check_port,
@@ -304,9 +304,24 @@ def _size(nbytes: int) -> str:
 
 
 def cmd_docs(args: argparse.Namespace) -> int:
-    from nsynth_research.docs import export_docs
+    """Refill every marked table, value and config reference from the benchmarks' results
+    and the schemas, then export the study's figures and results page if it was evaluated
+    (a study without a result skips that part and still succeeds)."""
+    from nsynth_research.docs import NotEvaluated, config_schemas, export_docs, results_folder
+    from nsynth_research.doctables import render_docs
+    from nsynth_research.dream.config import DreamConfig
 
+    schemas = {**config_schemas(), "dream": DreamConfig}
+    for page in render_docs(args.out, results_folder(args.out), schemas):
+        print(f"{page.path}: {page.filled} markers filled")
+        for marker in page.missing:
+            print(f"  nothing to fill: {marker}")
     task, study = _study(args)
-    for path in export_docs(task, study, args.out):
+    try:
+        written = export_docs(task, study, args.out)
+    except NotEvaluated as exc:
+        print(f"skipped the study's figures and results.md: {exc}")
+        return 0
+    for path in written:
         print(f"wrote {path}")
     return 0

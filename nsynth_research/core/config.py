@@ -11,10 +11,10 @@ its dotted key.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, ClassVar, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from nsynth_research.core.errors import ConfigError
 
@@ -49,8 +49,8 @@ class TrainingConfig(Section):
     #: Epochs without a gain of the task's objective before stopping (None: never stop early).
     early_stopping_patience: int | None = Field(default=5, ge=1)
     #: The per-epoch validation metric the run keeps its best epoch by, stops early on, and a
-    #: study compares trials on: one the task offers (the instruments task: val_accuracy or
-    #: val_transfer_accuracy). It lives here, not in a run tag, so the logged config alone
+    #: study compares trials on: one the task offers (its `objectives`, e.g. val_accuracy).
+    #: It lives here, not in a run tag, so the logged config alone
     #: re-creates the run. None: the task's default; a logged run records the one it used.
     objective: str | None = None
     shuffle_buffer: int = Field(default=2048, ge=1)
@@ -78,11 +78,11 @@ class TrackingConfig(Section):
     #: MLflow tracking URI; None means a SQLite store inside `store`, artifacts beside it.
     uri: str | None = None
     store: Path = Path("mlruns")
-    experiment: str = "nsynth-train"
+    #: MLflow experiment of a single run (`make train`); None: `<task>-train`. A study's
+    #: trials always go to its own experiment, `study-<name>`.
+    experiment: str | None = None
     run_name: str | None = None
     log_model: bool = True
-    #: t-SNE figure of validation embeddings (tasks that have embeddings).
-    tsne: bool = True
 
 
 class ExperimentConfig(Section):
@@ -95,6 +95,32 @@ class ExperimentConfig(Section):
     optimizer: OptimizerConfig = OptimizerConfig()
     training: TrainingConfig = TrainingConfig()
     tracking: TrackingConfig = TrackingConfig()
+
+    #: Keys a task's schema once held elsewhere: old dotted key -> new one (None: dropped),
+    #: so configs logged with older code still load and re-create their runs.
+    moved_keys: ClassVar[dict[str, str | None]] = {}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _move_keys(cls, tree: Any) -> Any:
+        if not isinstance(tree, dict) or not cls.moved_keys:
+            return tree
+        flat = flatten(tree)
+        if not any(old in flat for old in cls.moved_keys):
+            return tree
+        for old, new in cls.moved_keys.items():
+            if old in flat:
+                value = flat.pop(old)
+                if new is not None and new not in flat:
+                    flat[new] = value
+        return nest(flat)
+
+    @model_validator(mode="after")
+    def _named_experiment(self) -> ExperimentConfig:
+        if self.tracking.experiment is None:
+            tracking = self.tracking.model_copy(update={"experiment": f"{self.task}-train"})
+            object.__setattr__(self, "tracking", tracking)
+        return self
 
     def to_dict(self) -> dict[str, Any]:
         """Plain, YAML-safe dict of every resolved value."""

@@ -60,9 +60,9 @@ def log_dataset(
     source: str,
     tags: dict[str, str] | None = None,
 ) -> None:
-    """Log one dataset the active run read, e.g. ("nsynth-gm/train", <content digest>,
-    "training", 2412, "/data/nsynth-gm/nsynth-train"); `context` is its role, `tags` say
-    more (which libraries, what the figure on it means)."""
+    """Log one dataset the active run read, e.g. ("points/train", <content digest>,
+    "training", 2412, "/data/points/train"); `context` is its role, `tags` say more
+    (where the data came from, what the figure on it means)."""
     import mlflow
     from mlflow.data.meta_dataset import MetaDataset
     from mlflow.data.sources import LocalArtifactDatasetSource

@@ -1,6 +1,6 @@
 """Errors a user can act on.
 
-Every problem with user input (data, audio, configs, run ids) is raised as a subclass of
+Every problem with user input (data, configs, run ids) is raised as a subclass of
 `UserError`; the CLI prints its message without a traceback, so the message itself must say
 what was wrong, where, and what to do about it.
 """
@@ -11,7 +11,7 @@ class UserError(Exception):
 
 
 class DataError(UserError):
-    """Bad or missing NSynth-format data: a split, an examples.json entry, an audio file."""
+    """Bad or missing data: a split, a manifest entry, a file a task cannot read."""
 
 
 class ConfigError(UserError):

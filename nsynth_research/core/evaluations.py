@@ -13,7 +13,7 @@ from typing import Any
 import mlflow
 from mlflow.exceptions import MlflowException
 
-from nsynth_research.core.claims import ReadClaim, claimed_reads
+from nsynth_research.core.orchestration import ReadClaim, claimed_reads
 from nsynth_research.core.space import base_config
 from nsynth_research.core.storage import open_storage, storage_url
 from nsynth_research.core.study_config import StudyConfig

@@ -183,7 +183,7 @@ def fit_classifier(
     weights restored, the caller's callbacks (epoch logging, pruning) after the task's own,
     and the pipeline's seeded shuffling.
 
-    `metric_callbacks` add metrics to each epoch's logs (e.g. accuracy on another library);
+    `metric_callbacks` add metrics to each epoch's logs (e.g. accuracy on a second set);
     they run first, so early stopping, logging and pruning can all read what they add.
 
     A multi-fidelity start (`training.subset_epochs` > 0) runs the first epochs on a fresh

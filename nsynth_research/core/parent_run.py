@@ -22,13 +22,12 @@ from nsynth_research.core.describe import (
     study_note,
     study_params,
 )
-from nsynth_research.core.process import Owner
+from nsynth_research.core.orchestration import Owner, redact
 from nsynth_research.core.space import study_experiment
 from nsynth_research.core.storage import CREATOR_ATTR, storage_url
 from nsynth_research.core.study_config import StudyConfig
 from nsynth_research.core.tracking import STATE_TAG, experiment_id, git_version, open_store
 from nsynth_research.core.trial import STUDY_TAG
-from nsynth_research.core.urls import redact
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """Where a study's champion goes after its test read: its figures and tables logged into
 the evaluation run, and its model registered under the study's name with the `champion`
-alias that `make predict` and `make dream` load by default."""
+alias (`study_config.champion_uri`), which the task's tools load by default."""
 
 from __future__ import annotations
 
@@ -11,10 +11,13 @@ import matplotlib.pyplot as plt
 import mlflow
 from optuna.trial import FrozenTrial
 
-from nsynth_research.core.study_config import StudyConfig
+from nsynth_research.core.study_config import (
+    CHAMPION_ALIAS,
+    StudyConfig,
+    champion_name,
+    champion_uri,
+)
 from nsynth_research.core.tracking import log_figure
-
-CHAMPION_ALIAS = "champion"
 
 
 def log_artifacts(artifacts: dict[str, Any]) -> None:
@@ -39,10 +42,11 @@ def register_champion(
     model_uri: str,
     *,
     note: str = "",
+    use: str = "",
 ) -> str:
     """Register the champion's model under the study's name with the `champion` alias; the
     version carries the evaluation's description and run ids as tags."""
-    name = f"nsynth-{study.name}"
+    name = champion_name(study.name)
     evaluation = mlflow.active_run()
     tags = {"trial": str(best.number), "run_id": best_run, "selected_value": f"{best.value:.4f}"}
     if evaluation is not None:
@@ -55,9 +59,9 @@ def register_champion(
         name,
         description=(
             f"Champion models of study {study.name}: each version is the study's best trial "
-            f"by validation, scored once on the test split. @{CHAMPION_ALIAS} is the latest; "
-            "`make predict AUDIO=...` and `make dream` use it."
+            f"by validation, scored once on the test split. @{CHAMPION_ALIAS} is the latest"
+            + (f"; {use}." if use else ".")
         ),
     )
     mlflow.set_tag("registered_model", f"{name}@{CHAMPION_ALIAS} (version {version.version})")
-    return f"models:/{name}@{CHAMPION_ALIAS}"
+    return champion_uri(study.name)

@@ -18,22 +18,22 @@ import mlflow
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from nsynth_research.core.claims import (
-    ClaimLost,
-    ReadClaim,
-    adopt_legacy,
-    claim_test_read,
-    claimed_reads,
-    describe_read,
-)
 from nsynth_research.core.describe import NOTE_TAG
 from nsynth_research.core.errors import UserError
 from nsynth_research.core.evaluations import EARLY_TAG, SUMMARY_ARTIFACT, Evaluation
 from nsynth_research.core.evaluations import logged_evaluation as logged_evaluation
 from nsynth_research.core.evaluations import previous_evaluation as previous_evaluation
 from nsynth_research.core.final_fit import model_to_read
+from nsynth_research.core.orchestration import (
+    ClaimLost,
+    ReadClaim,
+    adopt_legacy,
+    check_ready,
+    claim_test_read,
+    claimed_reads,
+    describe_read,
+)
 from nsynth_research.core.parent_run import PARENT_ATTR
-from nsynth_research.core.readiness import check_ready
 from nsynth_research.core.registry import log_artifacts, register_champion
 from nsynth_research.core.runs import run_config
 from nsynth_research.core.space import base_config, study_experiment
@@ -160,7 +160,8 @@ def evaluate_study(
             note = f"{note} {scored.line[0].upper()}{scored.line[1:]}."
             mlflow.set_tag(NOTE_TAG, note)
             registered = register_champion(
-                client, study, best, scored.run_id, report.model_uri, note=note
+                client, study, best, scored.run_id, report.model_uri, note=note,
+                use=task.champion_use,
             )
         else:
             mlflow.log_text(
@@ -214,7 +215,7 @@ def times(n: int) -> str:
 
 
 def _scores(trial: FrozenTrial, objective: Objective) -> str:
-    """The trial's other validation scores (e.g. in-library beside cross-library)."""
+    """The trial's other validation scores: every objective the task offers, by label."""
     scores = trial.user_attrs.get("scores") or {}
     shown = ", ".join(f"{k} {v:.4f}" for k, v in sorted(scores.items()) if k != objective.label)
     return f" (also {shown})" if shown else ""

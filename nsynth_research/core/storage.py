@@ -26,15 +26,20 @@ import sqlalchemy
 from optuna.trial import FrozenTrial
 
 from nsynth_research.core.config import ExperimentConfig
-from nsynth_research.core.definition import check_definition
 from nsynth_research.core.errors import UserError
 from nsynth_research.core.files import create_atomically
-from nsynth_research.core.liveness import RUN_ATTR as RUN_ATTR  # importers name it from here
-from nsynth_research.core.liveness import URI_ATTR as URI_ATTR
-from nsynth_research.core.liveness import close_trial_run, reap
-from nsynth_research.core.process import Owner
+from nsynth_research.core.orchestration import RUN_ATTR as RUN_ATTR  # importers name it from here
+from nsynth_research.core.orchestration import (
+    STORAGE_ENV,
+    Owner,
+    check_definition,
+    close_trial_run,
+    has_password,
+    reap,
+    redact,
+)
+from nsynth_research.core.orchestration import URI_ATTR as URI_ATTR
 from nsynth_research.core.study_config import StudyConfig
-from nsynth_research.core.urls import STORAGE_ENV, has_password, redact
 
 log = logging.getLogger(__name__)
 

@@ -24,9 +24,16 @@ from optuna.trial import TrialState
 
 from nsynth_research.core.config import ExperimentConfig
 from nsynth_research.core.errors import UserError
-from nsynth_research.core.liveness import FINISHED, HOLDING, Progress, progress, reap
+from nsynth_research.core.orchestration import (
+    FINISHED,
+    HOLDING,
+    Progress,
+    free_slots,
+    limit_threads,
+    progress,
+    spawn_workers,
+)
 from nsynth_research.core.parent_run import PARENT_ATTR, end_parent, parent_run
-from nsynth_research.core.process import limit_threads, spawn_workers
 from nsynth_research.core.space import base_config, baseline_params, check_search_space
 from nsynth_research.core.storage import load_study, open_study
 from nsynth_research.core.study_config import StudyConfig
@@ -36,10 +43,6 @@ from nsynth_research.core.tracking import STATE_TAG, check_writable, open_store
 from nsynth_research.core.trial import StudyContext, SurplusTrial, objective
 
 log = logging.getLogger(__name__)
-
-#: Seconds between checks while waiting for other workers' trials.
-POLL = 2.0
-
 
 class _FailureStreak:
     """Stops a worker whose trials keep failing (a broken config would otherwise be retried
@@ -59,10 +62,8 @@ class _FailureStreak:
 
 
 def run_worker(ctx: StudyContext, worker: int, deadline: float | None) -> None:
-    """Run trials until the study has exactly n_trials finished trials or the deadline passes.
-
-    Trials running in other live workers hold their slots, so this worker waits for them
-    rather than overshoot; a dead worker's trial is failed (`reap`) and its slot refilled."""
+    """Run trials until the study has exactly n_trials finished trials or the deadline passes
+    (`free_slots` waits while other workers hold the open slots, and refills dead ones)."""
     opt = load_study(ctx.study, ctx.base, ctx.task.objective.direction)
     n = ctx.study.n_trials
 
@@ -73,27 +74,10 @@ def run_worker(ctx: StudyContext, worker: int, deadline: float | None) -> None:
     if n is None:
         opt.optimize(run, timeout=deadline - time.time(), callbacks=[streak], catch=(UserError,))
         return
-    waiting_for: list[int] = []
-    while deadline is None or time.time() < deadline:
-        reap(opt)
-        now = progress(opt, n)
-        if now.complete:
-            return
-        if now.free <= 0:
-            if [t.number for t in now.running] != waiting_for:
-                waiting_for = [t.number for t in now.running]
-                log.info(
-                    "study %s: %d of %d trials finished; waiting for %s",
-                    opt.study_name,
-                    now.finished,
-                    n,
-                    now.describe_running(),
-                )
-            time.sleep(POLL)
-            continue
+    while free := free_slots(opt, n, deadline):
         opt.optimize(
             run,
-            n_trials=now.free,
+            n_trials=free,
             timeout=None if deadline is None else max(1.0, deadline - time.time()),
             # Trials other workers run hold slots too: stop when none is left to take.
             callbacks=[streak, optuna.study.MaxTrialsCallback(n, states=HOLDING)],

@@ -15,6 +15,18 @@ from nsynth_research.core.config import Section, flatten, load_tree, validate
 
 #: The run-config key a study's `objective:` sets.
 OBJECTIVE_KEY = "training.objective"
+#: The registry alias of a study's latest champion.
+CHAMPION_ALIAS = "champion"
+
+
+def champion_name(study: str) -> str:
+    """The registered-model name of a study's champions (one name per study)."""
+    return f"nsynth-{study}"
+
+
+def champion_uri(study: str) -> str:
+    """The model URI that loads a study's latest champion."""
+    return f"models:/{champion_name(study)}@{CHAMPION_ALIAS}"
 
 
 class ParamSpec(Section):
@@ -91,8 +103,6 @@ class StudyConfig(Section):
     base_config: Path = Path("configs/baseline.yaml")
     #: Dotted-key or nested overrides applied to the base before the search space.
     overrides: dict[str, Any] = Field(default_factory=dict)
-    #: Corpus rendered first when the base config's data.root is that corpus's missing root.
-    corpus: Path | None = Path("configs/corpus.yaml")
     #: Optuna storage URL; None means SQLite inside the tracking store (mlruns/optuna.db).
     #: A PostgreSQL URL lets workers on many machines share the study.
     storage: str | None = None

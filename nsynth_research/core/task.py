@@ -1,10 +1,11 @@
 """The small interface through which the experiment core drives a task.
 
-The core (tracking, study, selection, reproduce) knows nothing about audio or melodies: it
-asks a `Task` to prepare data once, fit one configured model with the core's callbacks
-(epoch logging, pruning), log what only the task understands (figures, statistics, the
-model), and score one held-out split for the single test read. Everything else, the Optuna
-study, MLflow runs, the test-once guard, reproduction, is written once, here in the core.
+The core (tracking, study, selection, reproduce) knows nothing about any task's data: it
+asks a `Task` to build its data if missing, prepare it once, fit one configured model with
+the core's callbacks (epoch logging, pruning), log what only the task understands (figures,
+statistics, the model), and score one held-out split for the single test read. Everything
+else, the Optuna study, MLflow runs, the test-once guard, reproduction, is written once,
+here in the core.
 """
 
 from __future__ import annotations
@@ -12,11 +13,11 @@ from __future__ import annotations
 import copy
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, ClassVar, Literal, Protocol
 
 from nsynth_research.core.config import ExperimentConfig
-from nsynth_research.core.errors import ConfigError
+from nsynth_research.core.errors import ConfigError, UserError
+from nsynth_research.core.tracking import get_run, log_keras_model, open_store
 
 
 @dataclass(frozen=True)
@@ -71,27 +72,53 @@ class SplitReport:
     tags: dict[str, str] = field(default_factory=dict)
 
 
-class Task(Protocol):
-    """One kind of experiment (instrument families, melody) as the core sees it."""
+@dataclass(frozen=True)
+class LoggedModel:
+    """A tracked run's model, ready to score: what `Task.score` hands `score_model`."""
 
+    run_id: str
+    #: The run's name (e.g. "trial 6"), for report titles.
     name: str
-    config_type: type[ExperimentConfig]
+    uri: str
+    tags: dict[str, str]
+    model: Any
+
+
+class Task:
+    """One kind of experiment as the core sees it (tasks.py lists the project's), with what
+    every task shares already written, so a task subclasses it and writes only what differs.
+
+    A task names itself (`name`, `config_type`), its default `objective` and the Keras epoch
+    log keys it logs (`epoch_metrics`), and implements `prepare`, `fit` and `score_model`
+    (plus `data_fingerprint`, which the scoring preamble checks). Defaults: one objective, no
+    study-fixed sections, no data to build, the model logged as the run's result, and
+    `score`: fetch the run, check it logged a model and was trained on the data the config
+    reads now, load the model, then `score_model`. docs/adding-a-task.md walks through one.
+    """
+
+    name: ClassVar[str]
+    config_type: ClassVar[type[ExperimentConfig]]
     #: What `fit` keeps the best epoch by and the study compares: the task's default until
     #: `with_objective` binds the one a config's `training.objective` names.
     objective: Objective
     #: Every objective the task can optimise, by metric name (`training.objective` picks
     #: one); a task that lists none offers only `objective`.
-    objectives: dict[str, Objective]
+    objectives: ClassVar[dict[str, Objective]] = {}
     #: Keras epoch-log key -> MLflow metric name, for the per-epoch curves.
-    epoch_metrics: dict[str, str]
+    epoch_metrics: ClassVar[dict[str, str]] = {"loss": "train_loss", "val_loss": "val_loss"}
     #: Config sections `prepare` builds once for the whole study: no trial may vary them.
-    study_fixed_sections: tuple[str, ...]
+    study_fixed_sections: ClassVar[tuple[str, ...]] = ()
+    #: The run tag holding the fingerprint of the train/valid data a run read (`log_inputs`).
+    data_tag: ClassVar[str] = "data_fingerprint"
+    #: What a registered champion of this task is used for, in the registry's description.
+    champion_use: ClassVar[str] = ""
 
-    def ensure_data(self, config: ExperimentConfig, recipe: Path | None) -> None:
-        """Build the task's data from `recipe` when the config points at data not yet made."""
+    def ensure_data(self, config: ExperimentConfig) -> None:
+        """Build the data the config points at when it is missing (default: nothing to do)."""
 
     def prepare(self, config: ExperimentConfig, *, progress: bool = True) -> PreparedData:
         """Read train/valid data (never test) and everything trials share, once."""
+        raise NotImplementedError
 
     def fit(
         self,
@@ -102,20 +129,55 @@ class Task(Protocol):
         verbose: int | str = "auto",
     ) -> FitResult:
         """Fit one model; `callbacks` are Keras callbacks (logging, pruning) from the core."""
+        raise NotImplementedError
 
     def log_inputs(self, config: ExperimentConfig, data: Any) -> dict[str, str]:
-        """Log task artifacts into the active run; returns tags naming the data."""
+        """Log task artifacts into the active run; returns tags naming the data (`data_tag`
+        among them)."""
+        return {self.data_tag: data.fingerprint}
 
     def log_result(self, config: ExperimentConfig, result: FitResult) -> None:
-        """Log task figures and the model into the active run."""
+        """Log task figures and the model into the active run (default: the model)."""
+        if config.tracking.log_model:
+            log_keras_model(result.model)
 
     def data_fingerprint(self, config: ExperimentConfig) -> str:
-        """Fingerprint of the train/valid data the config reads, as `prepare` logs it."""
+        """Fingerprint of the train/valid data the config reads, as `log_inputs` tags it."""
+        raise NotImplementedError
 
     def score(
         self, config: ExperimentConfig, model_run_id: str, split: str, *, resamples: int
     ) -> SplitReport:
         """Score the model logged by `model_run_id` on `split` (the test read, for the core)."""
+        return self.score_model(
+            config, self.logged_model(config, model_run_id), split, resamples=resamples
+        )
+
+    def logged_model(self, config: ExperimentConfig, run_id: str) -> LoggedModel:
+        """The run's model, refused when the run logged none or when the data the config
+        reads has changed since the run was trained (its scores would mean something else)."""
+        import mlflow
+
+        run = get_run(open_store(config.tracking), run_id)
+        tags = dict(run.data.tags)
+        uri = tags.get("model_uri")
+        if not uri:
+            raise UserError(f"run {run_id} logged no model (tracking.log_model was false)")
+        logged, now = tags.get(self.data_tag), self.data_fingerprint(config)
+        if logged != now:
+            raise UserError(
+                f"the {self.name} data changed since run {run_id} was trained (fingerprint "
+                f"{logged}, now {now}); re-run the sweep on the current data"
+            )
+        name = tags.get("mlflow.runName", run_id)
+        return LoggedModel(run_id, name, uri, tags, mlflow.keras.load_model(uri))
+
+    def score_model(
+        self, config: ExperimentConfig, logged: LoggedModel, split: str, *, resamples: int
+    ) -> SplitReport:
+        """Metrics, summary lines (the objective's test figure first) and figures of
+        `logged` on `split`."""
+        raise NotImplementedError
 
 
 def with_objective(task: Task, metric: str | None, key: str = "training.objective") -> Task:

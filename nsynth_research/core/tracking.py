@@ -28,10 +28,14 @@ from mlflow.tracking import MlflowClient
 from nsynth_research.core.config import TrackingConfig
 from nsynth_research.core.errors import MachineError, UserError
 from nsynth_research.core.files import create_atomically, disk_full
-from nsynth_research.core.orphans import STATE_TAG, close_orphaned_runs
-from nsynth_research.core.outages import machine_failure
+from nsynth_research.core.orchestration import (
+    STATE_TAG,
+    TRACKING_ENV,
+    Owner,
+    close_orphaned_runs,
+    machine_failure,
+)
 from nsynth_research.core.plotstyle import SAVE
-from nsynth_research.core.process import Owner
 
 if TYPE_CHECKING:
     import keras
@@ -40,10 +44,6 @@ log = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MODEL_NAME = "model"
-#: Environment variable that points every command at a shared tracking server. Not MLflow's
-#: own MLFLOW_TRACKING_URI: `mlflow.set_tracking_uri` rewrites that one in-process, so every
-#: store opened later (and every child process) would follow the first one opened.
-TRACKING_ENV = "NSYNTH_TRACKING_URI"
 #: Free space a new local store needs: the empty database is ~1 MiB, models and figures more.
 STORE_SPACE = 64 * 2**20
 _closed_orphans: set[str] = set()

@@ -19,7 +19,7 @@ from nsynth_research.core.describe import (
     search_params,
 )
 from nsynth_research.core.errors import MachineError, UserError
-from nsynth_research.core.liveness import RUN_ATTR, URI_ATTR, claim_trial, surplus
+from nsynth_research.core.orchestration import RUN_ATTR, URI_ATTR, claim_trial, redact, surplus
 from nsynth_research.core.runs import TrackedResult, tracked_training
 from nsynth_research.core.space import (
     study_experiment,
@@ -32,7 +32,6 @@ from nsynth_research.core.tracking import (
     open_store,
     tracking_uri,
 )
-from nsynth_research.core.urls import redact
 
 log = logging.getLogger(__name__)
 
@@ -175,7 +174,7 @@ def objective(ctx: StudyContext, trial: optuna.Trial, worker: int = 0) -> float:
     r = tracked.result
     trial.set_user_attr("epochs_run", r.epochs_run)
     trial.set_user_attr("wall_seconds", round(r.seconds, 2))
-    # Every objective the task offers (in-library, cross-library accuracy, ...), as scored
+    # Every objective the task offers (one or several validation figures), as scored
     # on this trial's kept epoch, by label, for the summary.
     task = ctx.task
     offered = getattr(task, "objectives", None) or {task.objective.metric: task.objective}

@@ -10,7 +10,7 @@ plan, so an impossible shape fails at load time by its key, before TensorFlow st
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
@@ -32,6 +32,9 @@ class DataConfig(Section):
     """Where the NSynth-format corpus lives and how much of it a run reads."""
 
     root: Path = Path("data/nsynth-gm")
+    #: The embedded corpus recipe (`make data`) rendered first when `root` is that corpus's
+    #: root and still missing; None: the data must already be there (real NSynth).
+    corpus: Path | None = Path("configs/corpus.yaml")
     #: Cap on notes read per split (None reads all); for quick checks and tests.
     max_notes_per_split: int | None = Field(default=None, ge=1)
     #: Train on at most this many notes of each instrument, spread over its pitches and
@@ -170,6 +173,13 @@ class AugmentConfig(Section):
         )
 
 
+class FiguresConfig(Section):
+    """What a run draws beside its confusion matrix."""
+
+    #: t-SNE picture of the validation notes' embeddings (PCA to 50 dimensions first).
+    tsne: bool = True
+
+
 class InstrumentConfig(ExperimentConfig):
     """A complete, self-sufficient description of one instrument-family training run."""
 
@@ -178,6 +188,9 @@ class InstrumentConfig(ExperimentConfig):
     features: FeatureConfig = FeatureConfig()
     model: ModelSection = CnnConfig()
     augment: AugmentConfig = AugmentConfig()
+    figures: FiguresConfig = FiguresConfig()
+
+    moved_keys: ClassVar[dict[str, str | None]] = {"tracking.tsne": "figures.tsne"}
 
     @model_validator(mode="after")
     def _shapes_fit(self) -> InstrumentConfig:

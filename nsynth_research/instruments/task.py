@@ -8,15 +8,14 @@ import logging
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import mlflow
 from mlflow.tracking import MlflowClient
 
 from nsynth_research.core.describe import combine_digests, datasets_note, log_dataset
-from nsynth_research.core.errors import UserError
-from nsynth_research.core.task import FitResult, Objective, SplitReport
-from nsynth_research.core.tracking import log_figure, log_keras_model, open_store
+from nsynth_research.core.task import FitResult, LoggedModel, Objective, SplitReport, Task
+from nsynth_research.core.tracking import log_figure, open_store
 from nsynth_research.instruments.config import InstrumentConfig, load_corpus_config
 from nsynth_research.instruments.data.fingerprint import (
     data_fingerprint,
@@ -55,7 +54,7 @@ def run_stats(run_id: str) -> FeatureStats:
         return FeatureStats.load(Path(path))
 
 
-class InstrumentTask:
+class InstrumentTask(Task):
     """Classify the instrument family (11 classes) of a 4 s NSynth note."""
 
     name = "instruments"
@@ -64,7 +63,7 @@ class InstrumentTask:
     #: What a study may optimise (the experiment YAML's `objective`): in-library validation
     #: accuracy, or accuracy on held-out libraries' unheard presets (needs
     #: `data.train_libraries`), the figure that predicts use on other instruments.
-    objectives = {  # noqa: RUF012 (read-only table)
+    objectives: ClassVar[dict[str, Objective]] = {
         "val_accuracy": objective,
         TRANSFER_METRIC: Objective(TRANSFER_METRIC, "maximize", "cross-library accuracy"),
     }
@@ -72,7 +71,10 @@ class InstrumentTask:
     #: it: a search space touching it is refused up front. Features are prepared per trial
     #: (`training.for_trial`), so `features.*` is searchable.
     study_fixed_sections = ("data",)
-    epoch_metrics = {  # noqa: RUF012 (read-only table)
+    #: The train/valid corpus fingerprint a run's model depends on (notes and audio).
+    data_tag = "corpus_fingerprint"
+    champion_use = "`make predict AUDIO=...` and `make dream` load it"
+    epoch_metrics: ClassVar[dict[str, str]] = {
         "loss": "train_loss",
         "accuracy": "train_accuracy",
         "val_loss": "val_loss",
@@ -80,10 +82,11 @@ class InstrumentTask:
         TRANSFER_METRIC: TRANSFER_METRIC,
     }
 
-    def ensure_data(self, config: InstrumentConfig, recipe: Path | None) -> None:
-        """Render the embedded corpus when the run points at its (still missing) root."""
+    def ensure_data(self, config: InstrumentConfig) -> None:
+        """Render the embedded corpus (`data.corpus`) when the run points at its missing root."""
         from nsynth_research.instruments.corpus.build import render_corpus
 
+        recipe = config.data.corpus
         if recipe is None or not Path(recipe).is_file():
             return
         corpus = load_corpus_config(recipe)
@@ -157,7 +160,7 @@ class InstrumentTask:
             ),
             "figures/confusion_valid.png",
         )
-        if config.tracking.tsne and len(valid.labels) >= 4:
+        if config.figures.tsne and len(valid.labels) >= 4:
             points = project_embeddings(valid.embeddings, 2, config.seed)
             log_figure(
                 embedding_figure(
@@ -167,31 +170,22 @@ class InstrumentTask:
                 ),
                 "figures/tsne_valid_2d.png",
             )
-        if config.tracking.log_model:
-            log_keras_model(result.model)
+        super().log_result(config, result)
 
-    def score(
-        self, config: InstrumentConfig, model_run_id: str, split: str, *, resamples: int
+    def data_fingerprint(self, config: InstrumentConfig) -> str:
+        return data_fingerprint(config.data.root, ("train", "valid"))
+
+    def score_model(
+        self, config: InstrumentConfig, logged: LoggedModel, split: str, *, resamples: int
     ) -> SplitReport:
-        """The logged model of `model_run_id` on `split`, refusing changed train/valid data."""
+        """Each scored part of `split` (with a library fold: across and in library, the
+        objective's part first), normalised with the statistics of the notes it trained on."""
         client = open_store(config.tracking)
-        run = client.get_run(model_run_id)
-        model_uri = run.data.tags.get("model_uri")
-        if not model_uri:
-            raise UserError(f"run {model_run_id} logged no model (tracking.log_model was false)")
         root = config.data.root
-        logged = run.data.tags.get("corpus_fingerprint")
-        if logged != data_fingerprint(root, ("train", "valid")):
-            raise UserError(
-                f"the data under {root} changed since run {model_run_id} was trained "
-                f"(fingerprint {logged}); re-run the sweep on the current data"
-            )
         libraries = config.data.train_libraries
         fold = library_fold(read_notes(config, "train"), read_notes(config, "valid"), libraries)
         stats = load_or_compute_stats(root, fold.train, config.features, progress=False)
         notes = read_notes(config, split)
-        model = mlflow.keras.load_model(model_uri)
-        who = run.data.tags.get("mlflow.runName", model_run_id)
         parts = scored_parts(notes, split, libraries, Path(root).name, config.training.objective)
         reports, known = [], {split: split_fingerprint(root, split)}
         for name, part, label in parts:
@@ -203,7 +197,7 @@ class InstrumentTask:
                 str(split_dir(root, split).resolve()),
                 {"libraries": _libraries(part), "notes are": label},
             )
-            outputs = predict_split(model, part, stats, config)
+            outputs = predict_split(logged.model, part, stats, config)
             reports.append(
                 split_report(
                     outputs,
@@ -211,8 +205,8 @@ class InstrumentTask:
                     name,
                     resamples=resamples,
                     seed=config.seed,
-                    who=who,
-                    model_uri=model_uri,
+                    who=logged.name,
+                    model_uri=logged.uri,
                     label=label,
                 )
             )

@@ -9,7 +9,7 @@ re-create a melody run from `config.yaml` alone.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field, model_validator
 
@@ -97,7 +97,10 @@ class MelodyConfig(ExperimentConfig):
     optimizer: OptimizerConfig = OptimizerConfig(name="adam", learning_rate=1e-3)
     #: Windows of one tune are consecutive, so the default buffer shuffles all of them.
     training: TrainingConfig = TrainingConfig(batch_size=16, epochs=10, shuffle_buffer=1_000_000)
-    tracking: TrackingConfig = TrackingConfig(experiment="melody-train", tsne=False)
+    tracking: TrackingConfig = TrackingConfig(experiment="melody-train")
+
+    #: Melody runs draw no t-SNE; configs logged when it was a tracking key still load.
+    moved_keys: ClassVar[dict[str, str | None]] = {"tracking.tsne": None}
 
     @model_validator(mode="after")
     def _splits_leave_train(self) -> MelodyConfig:

@@ -26,6 +26,7 @@ from nsynth_research.core.config import TrackingConfig
 from nsynth_research.core.describe import set_experiment_note, set_run_note
 from nsynth_research.core.errors import UserError
 from nsynth_research.core.runs import run_config
+from nsynth_research.core.study_config import champion_uri
 from nsynth_research.core.tracking import get_run, open_store, tracked_run
 from nsynth_research.melody.calibration import Calibration
 from nsynth_research.melody.config import MelodyConfig
@@ -61,7 +62,7 @@ from nsynth_research.melody.tokens import Vocabulary, event_token
 
 __all__ = ["Request", "generate", "summary"]
 
-DEFAULT_MODEL = "models:/nsynth-melody@champion"
+DEFAULT_MODEL = champion_uri("melody")
 _RUN_ID = re.compile(r"^[0-9a-f]{32}$")
 
 

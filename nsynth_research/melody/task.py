@@ -4,15 +4,13 @@ Char-RNN, its n-gram baselines and its scoring, behind the core's `Task` interfa
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import mlflow
 from mlflow.exceptions import MlflowException
 
 from nsynth_research.core.errors import UserError
-from nsynth_research.core.task import FitResult, Objective, SplitReport
-from nsynth_research.core.tracking import log_keras_model, open_store
+from nsynth_research.core.task import FitResult, LoggedModel, Objective, SplitReport, Task
 from nsynth_research.melody.config import MelodyConfig
 from nsynth_research.melody.corpus import load_corpus
 from nsynth_research.melody.data import MelodyData, melody_splits
@@ -35,15 +33,14 @@ def run_vocabulary(run_id: str) -> Vocabulary:
     return Vocabulary.from_json(text)
 
 
-class MelodyTask:
+class MelodyTask(Task):
     """Continue a monophonic melody one (pitch, duration) event at a time."""
 
     name = "melody"
     config_type = MelodyConfig
     objective = Objective("val_perplexity", "minimize", "validation perplexity")
-    #: Sections `prepare` builds once per study; none declared yet (the melody owner's call).
-    study_fixed_sections: tuple[str, ...] = ()
-    epoch_metrics = {  # noqa: RUF012 (read-only table)
+    champion_use = "`make generate` continues melodies with it"
+    epoch_metrics: ClassVar[dict[str, str]] = {
         "loss": "train_loss",
         "accuracy": "train_accuracy",
         "perplexity": "train_perplexity",
@@ -58,8 +55,8 @@ class MelodyTask:
         #: Validation n-gram perplexities per data fingerprint: the same for every trial.
         self._ngram_valid: dict[str, dict[str, float]] = {}
 
-    def ensure_data(self, config: MelodyConfig, recipe: Path | None) -> None:
-        """Parse and cache the corpus (once); `recipe` is the instrument corpus's, unused."""
+    def ensure_data(self, config: MelodyConfig) -> None:
+        """Parse and cache the corpus (once)."""
         load_corpus(config.corpus, config.tokens)
 
     def prepare(self, config: MelodyConfig, *, progress: bool = True) -> MelodyData:
@@ -105,42 +102,26 @@ class MelodyTask:
             "n_test_tunes": str(len(data.splits["test"])),
         }
 
-    def log_result(self, config: MelodyConfig, result: FitResult) -> None:
-        if config.tracking.log_model:
-            log_keras_model(result.model)
-
     def data_fingerprint(self, config: MelodyConfig) -> str:
         return melody_splits(config, progress=False).fingerprint
 
-    def score(
-        self, config: MelodyConfig, model_run_id: str, split: str, *, resamples: int
+    def score_model(
+        self, config: MelodyConfig, logged: LoggedModel, split: str, *, resamples: int
     ) -> SplitReport:
-        """The logged model of `model_run_id` on `split`, refusing changed train/valid data."""
-        client = open_store(config.tracking)
-        run = client.get_run(model_run_id)
-        model_uri = run.data.tags.get("model_uri")
-        if not model_uri:
-            raise UserError(f"run {model_run_id} logged no model (tracking.log_model was false)")
+        """Perplexity of `logged` on `split`'s tunes beside the n-gram baselines, intervals
+        over tunes."""
         data = melody_splits(config, progress=False)
-        logged = run.data.tags.get("data_fingerprint")
-        if logged != data.fingerprint:
-            raise UserError(
-                f"the melody data changed since run {model_run_id} was trained (fingerprint "
-                f"{logged}, now {data.fingerprint}); re-run the sweep on the current data"
-            )
         tunes = data.splits[split]
-        model = mlflow.keras.load_model(model_uri)
-        net = score_tunes(model, tunes, data.vocab, config.model.sequence_length)
+        net = score_tunes(logged.model, tunes, data.vocab, config.model.sequence_length)
         ngrams = ngram_scores(data.splits["train"], tunes, data.vocab)
-        who = run.data.tags.get("mlflow.runName", model_run_id)
         report = split_report(
             net,
             ngrams,
             split,
             resamples=resamples,
             seed=config.seed,
-            who=who,
-            model_uri=model_uri,
+            who=logged.name,
+            model_uri=logged.uri,
             label=f"on {config.corpus.name} {split} tunes",
         )
         report.tags["data_fingerprint"] = data.fingerprint

@@ -32,12 +32,12 @@ def write_study(
     body = {
         "name": "faults",
         "base_config": str(REPO / "configs" / "baseline.yaml"),
-        "corpus": None,
         "overrides": {
             "data.root": str(corpus),
+            "data.corpus": None,
             "tracking.store": str(folder / "mlruns"),
             "tracking.log_model": True,
-            "tracking.tsne": False,
+            "figures.tsne": False,
             "model.filters": [8, 8, 16],
             "model.dense": [16, 16],
             "training.epochs": 2,

@@ -19,8 +19,8 @@ import yaml
 from nsynth_research.cli import main
 from nsynth_research.core.config import TrackingConfig
 from nsynth_research.core.errors import UserError
+from nsynth_research.core.orchestration import Owner
 from nsynth_research.core.parent_run import parent_run
-from nsynth_research.core.process import Owner
 from nsynth_research.core.space import base_config
 from nsynth_research.core.storage import CREATOR_ATTR, open_study
 from nsynth_research.core.study_config import load_study_config

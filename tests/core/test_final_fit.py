@@ -29,12 +29,12 @@ def write_study(tmp_path: Path, corpus: Path, final_fit: dict | None) -> Path:
     body = {
         "name": "subsampled",
         "base_config": str(REPO / "configs" / "baseline.yaml"),
-        "corpus": None,
         "overrides": {
             "data.root": str(corpus),
+            "data.corpus": None,
             "data.max_notes_per_instrument": 2,
             "tracking.store": str(tmp_path / "mlruns"),
-            "tracking.tsne": False,
+            "figures.tsne": False,
             "model.filters": [8, 8, 16],
             "model.dense": [16, 16],
             "training.epochs": 1,

@@ -17,12 +17,19 @@ import nsynth_research.core.files as files_module
 from nsynth_research.core.config import TrackingConfig
 from nsynth_research.core.errors import MachineError, UserError
 from nsynth_research.core.files import create_atomically
-from nsynth_research.core.liveness import RUN_ATTR, URI_ATTR, reap, surplus
-from nsynth_research.core.process import Owner
+from nsynth_research.core.orchestration import (
+    RUN_ATTR,
+    STORAGE_ENV,
+    URI_ATTR,
+    Owner,
+    has_password,
+    reap,
+    redact,
+    surplus,
+)
 from nsynth_research.core.storage import make_sampler, open_storage, storage_url
 from nsynth_research.core.study_config import StudyConfig
 from nsynth_research.core.tracking import open_store, tracked_run, tracking_uri
-from nsynth_research.core.urls import STORAGE_ENV, has_password, redact
 
 
 def study_config(**extra: object) -> StudyConfig:

@@ -31,7 +31,7 @@ import sqlalchemy
 import yaml
 from mlflow.tracking import MlflowClient
 
-from nsynth_research.core.claims import ClaimLost, claim_test_read, claimed_reads
+from nsynth_research.core.orchestration import ClaimLost, claim_test_read, claimed_reads
 from nsynth_research.core.storage import open_storage
 from tests.core.procs import REPO, check_invariants, start, study_runs, write_study
 

@@ -45,9 +45,9 @@ def write_study(tmp_path: Path, corpus: Path, n_trials: int) -> Path:
     body = {
         "name": "tiny",
         "base_config": str(REPO / "configs" / "baseline.yaml"),
-        "corpus": None,
         "overrides": {
             "data.root": str(corpus),
+            "data.corpus": None,
             "tracking.store": str(tmp_path / "mlruns"),
             "model.filters": [16, 16, 32],
             "model.dense": [32, 32],

@@ -15,18 +15,18 @@ import pytest
 import yaml
 
 from nsynth_research import cli
-from nsynth_research.core.claims import (
+from nsynth_research.core.config import TrackingConfig
+from nsynth_research.core.orchestration import (
     LEGACY_NAME,
     ClaimLost,
+    Owner,
     ReadClaim,
+    StudyNotReady,
     adopt_legacy,
     claim_test_read,
     claimed_reads,
     describe_read,
 )
-from nsynth_research.core.config import TrackingConfig
-from nsynth_research.core.process import Owner
-from nsynth_research.core.readiness import StudyNotReady
 from nsynth_research.core.runs import CONFIG_ARTIFACT
 from nsynth_research.core.selection import (
     EVALUATED_TAG,
@@ -142,10 +142,10 @@ def one_trial_study(tiny_run, tmp_path: Path):
     body = {
         "name": f"claims-{tmp_path.name}"[:60],
         "base_config": str(REPO / "configs" / "baseline.yaml"),
-        "corpus": None,
         "storage": f"sqlite:///{tmp_path / 'shared-optuna.db'}",
         "overrides": {
             "data.root": str(config.data.root),
+            "data.corpus": None,
             "tracking.store": str(config.tracking.store),
         },
         "n_trials": 1,

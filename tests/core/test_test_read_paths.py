@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from nsynth_research.cli import main
-from nsynth_research.core.claims import claimed_reads
+from nsynth_research.core.orchestration import claimed_reads
 from nsynth_research.core.selection import EVALUATED_TAG
 from nsynth_research.core.space import base_config
 from nsynth_research.core.storage import load_study, open_storage, storage_url

@@ -28,9 +28,9 @@ def experiment(tmp_path: Path, config) -> Path:
     body = {
         "name": "data-eval",
         "base_config": str(REPO / "configs" / "baseline.yaml"),
-        "corpus": None,
         "overrides": {
             "data.root": str(config.data.root),
+            "data.corpus": None,
             "tracking.store": str(config.tracking.store),
         },
         "bootstrap": 200,

@@ -11,7 +11,7 @@ import logging
 from collections.abc import Iterator
 
 from nsynth_research.core.files import disk_full
-from nsynth_research.core.urls import redact
+from nsynth_research.core.orchestration.urls import redact
 
 _READ_ONLY = ("readonly database", "read-only file system", "read-only database")
 _UNREACHABLE = (

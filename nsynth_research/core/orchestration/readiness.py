@@ -14,7 +14,7 @@ import optuna
 from optuna.trial import TrialState
 
 from nsynth_research.core.errors import UserError
-from nsynth_research.core.liveness import Progress, progress
+from nsynth_research.core.orchestration.liveness import Progress, progress
 from nsynth_research.core.study_config import StudyConfig
 
 #: The explicit choice to read test before n_trials: `make evaluate INCOMPLETE=1`.

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 import warnings
 from dataclasses import dataclass
 from datetime import datetime
@@ -24,10 +25,9 @@ from mlflow.tracking import MlflowClient
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import FrozenTrial, TrialState
 
-from nsynth_research.core.orphans import close_run
-from nsynth_research.core.process import Owner
-from nsynth_research.core.tracking import TRACKING_ENV
-from nsynth_research.core.urls import unredact
+from nsynth_research.core.orchestration.orphans import close_run
+from nsynth_research.core.orchestration.process import Owner
+from nsynth_research.core.orchestration.urls import TRACKING_ENV, unredact
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +35,8 @@ RUN_ATTR = "mlflow_run_id"
 #: The tracking URI of the trial's run, redacted: a URL with a password is found again from
 #: this machine's NSYNTH_TRACKING_URI.
 URI_ATTR = "mlflow_tracking_uri"
+#: Seconds between checks while waiting for other workers' trials.
+POLL = 2.0
 #: Trial states that hold one of the study's n_trials slots.
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 HOLDING = (*FINISHED, TrialState.RUNNING, TrialState.WAITING)
@@ -134,3 +136,29 @@ def surplus(opt: optuna.Study, trial: optuna.Trial, n_trials: int) -> bool:
         t for t in opt.get_trials(deepcopy=False, states=HOLDING) if t.number < trial.number
     ]
     return len(earlier) >= n_trials
+
+
+def free_slots(opt: optuna.Study, n_trials: int, deadline: float | None) -> int:
+    """How many trials this worker may start now: 0 once the study has n_trials finished
+    trials or the deadline has passed. While live workers elsewhere hold every open slot, it
+    waits for them (saying once which trials it waits for) rather than overshoot; a dead
+    worker's trial is failed (`reap`) and its slot counts as free again."""
+    waiting_for: list[int] = []
+    while deadline is None or time.time() < deadline:
+        reap(opt)
+        now = progress(opt, n_trials)
+        if now.complete:
+            return 0
+        if now.free > 0:
+            return now.free
+        if [t.number for t in now.running] != waiting_for:
+            waiting_for = [t.number for t in now.running]
+            log.info(
+                "study %s: %d of %d trials finished; waiting for %s",
+                opt.study_name,
+                now.finished,
+                n_trials,
+                now.describe_running(),
+            )
+        time.sleep(POLL)
+    return 0

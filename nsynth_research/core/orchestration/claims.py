@@ -32,8 +32,8 @@ import optuna
 import sqlalchemy as sa
 from mlflow.exceptions import MlflowException
 
-from nsynth_research.core.process import Owner
-from nsynth_research.core.tracking import STATE_TAG
+from nsynth_research.core.orchestration.orphans import STATE_TAG
+from nsynth_research.core.orchestration.process import Owner
 
 log = logging.getLogger(__name__)
 

@@ -16,8 +16,8 @@ import mlflow
 from mlflow.entities import RunStatus
 from mlflow.tracking import MlflowClient
 
-from nsynth_research.core.process import Owner
-from nsynth_research.core.urls import STORAGE_ENV, unredact
+from nsynth_research.core.orchestration.process import Owner
+from nsynth_research.core.orchestration.urls import STORAGE_ENV, unredact
 
 log = logging.getLogger(__name__)
 

@@ -14,6 +14,10 @@ import re
 
 #: Environment variable holding the shared study storage URL (it may carry a password).
 STORAGE_ENV = "NSYNTH_STORAGE"
+#: Environment variable that points every command at a shared tracking server. Not MLflow's
+#: own MLFLOW_TRACKING_URI: `mlflow.set_tracking_uri` rewrites that one in-process, so every
+#: store opened later (and every child process) would follow the first one opened.
+TRACKING_ENV = "NSYNTH_TRACKING_URI"
 MASK = "***"
 #: Query keys whose value is a secret (libpq, psycopg, MySQL drivers, and common spellings).
 _SECRET_KEY = r"(?:[a-z_]*password|passwd|pwd|secret|[a-z_]*token)"
