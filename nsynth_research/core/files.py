@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import logging
 import os
 import shutil
 import tempfile
@@ -14,10 +15,30 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
+from filelock import FileLock, Timeout
+
 from nsynth_research.core.errors import UserError
+
+log = logging.getLogger(__name__)
 
 #: Suffix of the temporary files `atomic_writer` leaves only when killed mid-write.
 TEMP_SUFFIX = ".tmp"
+
+
+@contextmanager
+def exclusive(path: Path, waiting: str) -> Iterator[None]:
+    """Hold an exclusive lock on `path` (created if missing) against other processes and
+    threads; logs `waiting` once when another holder makes this one wait."""
+    lock = FileLock(path)
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        log.info(waiting)
+        lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 @contextmanager

@@ -13,8 +13,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import asdict
 from importlib import metadata
 from pathlib import Path
@@ -30,6 +29,7 @@ from nsynth_research.core.files import (
     TEMP_SUFFIX,
     atomic_save,
     atomic_write_text,
+    exclusive,
     file_sha256,
     remove_stale_temporaries,
 )
@@ -172,22 +172,10 @@ def _refuse_foreign(root: Path) -> None:
         )
 
 
-@contextmanager
-def _locked(root: Path) -> Iterator[None]:
+def _locked(root: Path) -> AbstractContextManager[None]:
     """Exclusive lock on the corpus root for the whole render: concurrent workers wait,
     then find the corpus complete."""
-    import fcntl
-
-    with (root / LOCK_NAME).open("w") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            log.info("waiting for another process rendering %s", root)
-            fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    return exclusive(root / LOCK_NAME, f"waiting for another process rendering {root}")
 
 
 def _read_marker(root: Path) -> dict[str, Any] | None:

@@ -14,20 +14,19 @@ change. Nothing here imports TensorFlow.
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import mmap
 import os
 import sys
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from nsynth_research.core.files import atomic_write_text
+from nsynth_research.core.files import atomic_write_text, exclusive
 
 log = logging.getLogger(__name__)
 
@@ -84,21 +83,13 @@ class RowFile:
         lines = text.split("\n")
         return lines[:-1]  # a last line without its newline was cut short: not yet named
 
-    @contextmanager
-    def locked(self) -> Iterator[None]:
+    def locked(self) -> AbstractContextManager[None]:
         """Exclusive among writers (processes and threads): a second filler waits, then finds
         the rows the first one wrote."""
         self.directory.mkdir(parents=True, exist_ok=True)
-        with open(self.directory / _LOCK, "a") as handle:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                log.info("waiting for another process filling %s", self.directory)
-                fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+        return exclusive(
+            self.directory / _LOCK, f"waiting for another process filling {self.directory}"
+        )
 
     @contextmanager
     def appender(self) -> Iterator[RowAppender]:
