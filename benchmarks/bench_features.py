@@ -112,5 +112,6 @@ def run() -> dict:
             "fastest_path": best,
             "speedup": ratio,
         },
+        tables={"extraction": (headers, rows)},
     )
     return {"speedup": ratio}

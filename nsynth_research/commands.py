@@ -313,7 +313,7 @@ def cmd_docs(args: argparse.Namespace) -> int:
 
     schemas = {**config_schemas(), "dream": DreamConfig}
     for page in render_docs(args.out, results_folder(args.out), schemas):
-        print(f"{page.path}: {page.filled} markers filled")
+        print(f"{os.path.relpath(page.path)}: {page.filled} markers filled")
         for marker in page.missing:
             print(f"  nothing to fill: {marker}")
     task, study = _study(args)

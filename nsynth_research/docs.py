@@ -1,5 +1,7 @@
-"""Regenerates the README's figures and results page from a finished study's logged runs,
-so every picture in docs/ is one the project produced, never drawn by hand."""
+"""Regenerates what docs/ shows from what the project measured and logged, so no figure or
+number there is drawn or typed by hand: the marked tables, values and config references of
+every page from `benchmarks/results/*.json` and the schemas (`doctables`), and the default
+study's figures and results page from its logged runs, once the study has been evaluated."""
 
 from __future__ import annotations
 
@@ -10,39 +12,80 @@ from pathlib import Path
 
 import mlflow
 from mlflow.tracking import MlflowClient
+from pydantic import BaseModel
 
-from nsynth_research.core.errors import UserError
-from nsynth_research.core.selection import format_summary, previous_evaluation
+from nsynth_research.core.evaluations import Evaluation, previous_evaluation
+from nsynth_research.core.parent_run import PARENT_ATTR
+from nsynth_research.core.selection import format_summary
 from nsynth_research.core.space import base_config
 from nsynth_research.core.storage import load_study
-from nsynth_research.core.study import PARENT_ATTR
 from nsynth_research.core.study_config import StudyConfig
 from nsynth_research.core.task import Task
 from nsynth_research.core.tracking import open_store
+from nsynth_research.instruments.config import CorpusConfig
+from nsynth_research.tasks import TASKS, config_type_for
 
-#: (run, artifact) -> file under docs/; `{split}` is the part of the test split the study
-#: selected on (`test_transfer` across libraries, `test` in library), whose figures lead.
+#: (run, artifact) -> (file under docs/, alt text); `{split}` is the part of the test split
+#: the study selected on (`test_transfer` across libraries, `test` in library).
+#: A figure the run did not log (no parallel coordinates without searched choices, no
+#: confusion matrix for a task without classes) is left out.
 FIGURES = {
-    ("study", "figures/optimization_history.png"): "optimization_history.png",
-    ("study", "figures/parallel_coordinate.png"): "parallel_coordinate.png",
-    ("evaluation", "figures/confusion_{split}.png"): "confusion_test.png",
-    ("evaluation", "figures/tsne_{split}_2d.png"): "tsne_test_2d.png",
-    ("evaluation", "figures/tsne_{split}_3d.png"): "tsne_test_3d.png",
+    ("study", "figures/optimization_history.png"): ("optimization_history.png", "history"),
+    ("study", "figures/parallel_coordinate.png"): ("parallel_coordinate.png", "choices"),
+    ("evaluation", "figures/confusion_{split}.png"): ("confusion_test.png", "test confusion"),
+    ("evaluation", "figures/tsne_{split}_2d.png"): ("tsne_test_2d.png", "test t-SNE 2-D"),
+    ("evaluation", "figures/tsne_{split}_3d.png"): ("tsne_test_3d.png", "test t-SNE 3-D"),
 }
 #: Evaluation-run tag naming the metric the study selected on, evaluated on test.
 HEADLINE_TAG = "headline_metric"
 
-#: Artifact of the newest finished dream run (`make dream`) -> file under docs/.
+#: Artifact of the newest finished dream run (`make dream`, `dream/artifacts.py`) -> file
+#: under docs/; one a run did not log (no kernels for a network without convs) is left out.
 DREAM_FIGURES = {
     "class/grid_noise.png": "dream_classes_noise.png",
     "class/grid_note.png": "dream_classes_note.png",
+    "class/curves_logit.png": "dream_curves_logit.png",
     "filters/channels.png": "dream_channels.png",
     "filters/conv0_kernels.png": "dream_conv0_kernels.png",
 }
 
 
+class NotEvaluated(Exception):
+    """The study has no finished test evaluation, so there is nothing of it to export."""
+
+
+def results_folder(docs: Path) -> Path:
+    """`benchmarks/results/` of the repository whose docs/ this is: both sit in its root, as
+    README.md does (`doctables.render_docs`)."""
+    return Path(docs).resolve().parent / "benchmarks" / "results"
+
+
+def config_schemas() -> dict[str, type[BaseModel]]:
+    """Marker name -> schema of the config references docs pages embed (`<!-- config: -->`):
+    the study, the instrument corpus and every task's run config."""
+    tasks = {name: config_type_for({"task": name}) for name in TASKS}
+    return {"study": StudyConfig, "corpus": CorpusConfig, **tasks}
+
+
+def _logged(client: MlflowClient, run_id: str, artifact: str) -> bool:
+    folder = artifact.rpartition("/")[0]
+    return artifact in {a.path for a in client.list_artifacts(run_id, folder or None)}
+
+
+def _copy(client: MlflowClient, wanted: dict[tuple[str, str], str], out: Path) -> list[Path]:
+    """Copy each (run id, artifact) in `wanted` that its run logged to `out / name`."""
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for (run_id, artifact), name in wanted.items():
+            if _logged(client, run_id, artifact):
+                local = client.download_artifacts(run_id, artifact, tmp)
+                written.append(Path(shutil.copy(local, out / name)))
+    return written
+
+
 def export_dream_figures(client: MlflowClient, out: Path) -> list[Path]:
-    """Copy a few pictures of the newest finished dream run in the store, if there is one
+    """Copy the pictures of the newest finished dream run in the store, if there is one
     (dream runs are optional: no run, nothing copied)."""
     experiments = [e.experiment_id for e in client.search_experiments()]
     if not experiments:
@@ -55,45 +98,54 @@ def export_dream_figures(client: MlflowClient, out: Path) -> list[Path]:
     )
     if not found:
         return []
-    out.mkdir(parents=True, exist_ok=True)
-    written = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for artifact, name in DREAM_FIGURES.items():
-            local = client.download_artifacts(found[0].info.run_id, artifact, tmp)
-            written.append(Path(shutil.copy(local, out / name)))
-    return written
+    run_id = found[0].info.run_id
+    return _copy(client, {(run_id, a): name for a, name in DREAM_FIGURES.items()}, out)
+
+
+def evaluated(task: Task, study: StudyConfig) -> Evaluation:
+    """The study's finished test evaluation; NotEvaluated says why there is none. Checked
+    before the study is opened, so a study that does not exist is not created."""
+    evaluation = previous_evaluation(task, study)
+    if evaluation is None:
+        raise NotEvaluated(f"study {study.name!r} has no test evaluation yet (`make sweep`)")
+    if evaluation.state != "FINISHED":
+        raise NotEvaluated(
+            f"the test evaluation of study {study.name!r} ended {evaluation.state} "
+            f"(run {evaluation.run_id})"
+        )
+    return evaluation
 
 
 def export_docs(task: Task, study: StudyConfig, out: Path) -> list[Path]:
-    """Copy the study's figures into `out` and write `results.md` with its summary."""
+    """Copy the evaluated study's figures and the newest dream run's into `out` and write
+    `results.md` with the study's summary. Raises NotEvaluated when there is no result."""
+    evaluation = evaluated(task, study)
     base = base_config(study, task.config_type)
     opt = load_study(study, base, task.objective.direction)
-    parent = opt.user_attrs.get(PARENT_ATTR)
-    evaluation = previous_evaluation(task, study)
-    if not parent or evaluation is None:
-        raise UserError(f"study {study.name!r} has no evaluated result yet: run `make sweep` first")
-    runs = {"study": parent, "evaluation": evaluation.run_id}
     client = open_store(base.tracking)
     tags = client.get_run(evaluation.run_id).data.tags
     headline = tags.get(HEADLINE_TAG, "test_accuracy").removesuffix("_accuracy")
-    out.mkdir(parents=True, exist_ok=True)
-    written = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for (which, artifact), name in FIGURES.items():
-            local = mlflow.artifacts.download_artifacts(
-                f"runs:/{runs[which]}/{artifact.format(split=headline)}", dst_path=tmp
-            )
-            written.append(Path(shutil.copy(local, out / name)))
+    runs = {"study": opt.user_attrs.get(PARENT_ATTR, ""), "evaluation": evaluation.run_id}
+    wanted = {
+        (runs[which], artifact.format(split=headline)): name
+        for (which, artifact), (name, _) in FIGURES.items()
+        if runs[which]
+    }
+    written = _copy(client, wanted, out)
+    captions = dict(FIGURES.values())
+    pictures = "".join(f"![{captions[p.name]}]({p.name})\n" for p in written)
     written.extend(export_dream_figures(client, out))
-    results = out / "results.md"
-    results.write_text(
-        f"# Results of study `{study.name}`\n\n"
+    parts = [
+        f"# Results of study `{study.name}`\n",
         "Generated by `make docs` from the logged runs; do not edit by hand. The first line "
         "is the test figure of the metric the study selected on, with its 95% interval over "
-        "instruments.\n\n"
-        f"```\n{format_summary(opt, task.objective, evaluation)}\n```\n\n"
-        + family_tables(client, evaluation.run_id, headline, evaluation.lines)
-    )
+        "the sampled unit (instruments, tunes).\n",
+        f"```\n{format_summary(opt, task.objective, evaluation)}\n```\n",
+        family_tables(client, evaluation.run_id, headline, evaluation.lines),
+        f"Figures, each titled with what it was computed on:\n\n{pictures}" if pictures else "",
+    ]
+    results = out / "results.md"
+    results.write_text("\n".join(part for part in parts if part))
     written.append(results)
     return written
 

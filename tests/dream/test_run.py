@@ -126,3 +126,11 @@ def test_the_dreamed_arrays_and_curves_are_logged(dreamed) -> None:
     curve = client.get_metric_history(run.info.run_id, "curve.flute.noise_s1.target_logit")
     assert [m.step for m in curve] == [1, 2, 3]
     assert Path(folder / "dream_config.yaml").is_file()
+
+
+def test_make_docs_finds_every_picture_it_exports_in_the_run(dreamed, tmp_path: Path) -> None:
+    from nsynth_research.docs import DREAM_FIGURES, export_dream_figures
+
+    client, _, _, _ = dreamed
+    written = export_dream_figures(client, tmp_path)
+    assert sorted(p.name for p in written) == sorted(DREAM_FIGURES.values())
