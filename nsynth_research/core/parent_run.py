@@ -26,7 +26,7 @@ from nsynth_research.core.orchestration import Owner, redact
 from nsynth_research.core.space import study_experiment
 from nsynth_research.core.storage import CREATOR_ATTR, storage_url
 from nsynth_research.core.study_config import StudyConfig
-from nsynth_research.core.tracking import STATE_TAG, experiment_id, git_version, open_store
+from nsynth_research.core.tracking import STATE_TAG, code_version, experiment_id, open_store
 from nsynth_research.core.trial import STUDY_TAG
 
 log = logging.getLogger(__name__)
@@ -68,7 +68,7 @@ def parent_run(
             STUDY_TAG: study.name,
             "role": "study",
             "optuna_storage": storage,
-            **git_version(),
+            **code_version(),
             **Owner.me().tags(),
         },
     )

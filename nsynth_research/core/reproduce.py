@@ -13,6 +13,7 @@ from typing import Any
 from mlflow.tracking import MlflowClient
 
 from nsynth_research.core.config import ExperimentConfig, TrackingConfig
+from nsynth_research.core.environment import environment_differences
 from nsynth_research.core.runs import (
     OBJECTIVE_TAG,
     config_from_tree,
@@ -51,7 +52,8 @@ class Reproduction:
 
 
 def version_warnings(tags: dict[str, str], fingerprint: str) -> list[str]:
-    """What differs between the original run and now, in words."""
+    """What differs between the original run and now, in words: code, data, and the
+    environment (lock file, package versions)."""
     out = []
     now = git_version()
     if tags.get("git_commit") != now["git_commit"]:
@@ -64,7 +66,7 @@ def version_warnings(tags: dict[str, str], fingerprint: str) -> list[str]:
         out.append(
             f"data fingerprint differs: run used {tags.get('data_fingerprint')}, now {fingerprint}"
         )
-    return out
+    return out + environment_differences(tags)
 
 
 def logged_run_config(

@@ -26,6 +26,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from nsynth_research.core.config import TrackingConfig
+from nsynth_research.core.environment import environment_tags
 from nsynth_research.core.errors import MachineError, UserError
 from nsynth_research.core.files import create_atomically, disk_full
 from nsynth_research.core.orchestration import (
@@ -144,6 +145,12 @@ def git_version() -> dict[str, str]:
     return {"git_commit": commit, "git_dirty": str(bool(status)).lower()}
 
 
+def code_version() -> dict[str, str]:
+    """What made a run, beside its config and data: the commit, and the lock file and main
+    package versions of the environment (`environment`), so a run can be re-created later."""
+    return {**git_version(), **environment_tags()}
+
+
 @contextmanager
 def tracked_run(
     cfg: TrackingConfig,
@@ -169,7 +176,7 @@ def tracked_run(
         experiment_id=exp,
         run_name=run_name or cfg.run_name,
         parent_run_id=parent_run_id,
-        tags={**git_version(), **Owner.me().tags(), **(tags or {})},
+        tags={**code_version(), **Owner.me().tags(), **(tags or {})},
     )
     try:
         yield run

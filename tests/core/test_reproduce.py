@@ -150,3 +150,19 @@ def test_default_objective_is_written_out_and_a_mismatch_is_refused(tmp_path: Pa
         tracked_training(FakeTask(), fake_config(tmp_path, "val_b"), FakeData())
     with pytest.raises(ConfigError, match=r"^training\.objective: 'val_c' .* offers val_a, val_b$"):
         with_objective(FakeTask(), "val_c")
+
+
+def test_runs_record_their_environment_and_reproduce_names_what_changed(tiny_run) -> None:
+    from nsynth_research.core.environment import LOCK_TAG, VERSIONS_TAG, package_versions
+    from nsynth_research.core.reproduce import version_warnings
+    from nsynth_research.core.tracking import code_version
+
+    config, run_id = tiny_run
+    tags = open_store(config.tracking).get_run(run_id).data.tags
+    now = code_version()
+    assert tags[LOCK_TAG] == now[LOCK_TAG]
+    assert tags[VERSIONS_TAG] == now[VERSIONS_TAG]
+    assert f"keras=={package_versions()['keras']}" in tags[VERSIONS_TAG].split()
+    older = {**tags, VERSIONS_TAG: tags[VERSIONS_TAG].replace("keras==", "keras==0.0.0+")}
+    said = version_warnings(older, tags["data_fingerprint"])
+    assert f"package versions differ: keras 0.0.0+{package_versions()['keras']} -> " in said[-1]
