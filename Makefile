@@ -114,6 +114,7 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports --no-cache
+	$(VENV)/bin/mypy
 
 # Remove the feature caches under a data root (default data/nsynth-gm, or DATA=<root>) and
 # print how much disk that freed; they refill on the next run that needs them.

@@ -206,7 +206,8 @@ def fit_classifier(
     warm = min(training.subset_epochs, training.epochs)
     subset = (train.take(subset_steps(training, steps_per_epoch)), 0, warm)
     phases = [p for p in (subset, (train, warm, training.epochs)) if p[1] < p[2]]
-    start, history = time.perf_counter(), {}
+    start = time.perf_counter()
+    history: dict[str, list[float]] = {}
     for i, (data, first, last) in enumerate(phases):
         stopper.final_phase = i == len(phases) - 1
         fit = model.fit(

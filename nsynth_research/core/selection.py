@@ -42,28 +42,13 @@ from nsynth_research.core.study_config import StudyConfig
 from nsynth_research.core.task import Objective, SplitReport, Task, recorded_objective
 from nsynth_research.core.tracking import STATE_TAG, open_store, tracked_run
 from nsynth_research.core.trial import STUDY_TAG
+from nsynth_research.core.trials import baseline_trial as baseline_trial
+from nsynth_research.core.trials import select_best as select_best
+from nsynth_research.core.trials import trial_value
 
 log = logging.getLogger(__name__)
 
 EVALUATED_TAG = "test_evaluation_run_id"
-
-
-def select_best(opt: optuna.Study, objective: Objective) -> FrozenTrial:
-    """Best COMPLETE trial by the validation objective; ties go to the earlier trial."""
-    complete = [t for t in opt.trials if t.state == TrialState.COMPLETE]
-    if not complete:
-        raise UserError(
-            f"study {opt.study_name!r} has no completed trial yet: run `make sweep` first"
-        )
-    sign = 1.0 if objective.direction == "maximize" else -1.0
-    return max(complete, key=lambda t: (sign * t.value, -t.number))
-
-
-def baseline_trial(opt: optuna.Study) -> FrozenTrial | None:
-    for t in opt.trials:
-        if t.user_attrs.get("baseline"):
-            return t
-    return None
 
 
 def log_refusal(study: StudyConfig, base: Any, parent: str, previous: str) -> None:
@@ -152,7 +137,7 @@ def evaluate_study(
             report.lines.append(scored.line)
             mlflow.set_tags(report.tags)
             mlflow.log_metrics(
-                {**report.metrics, f"selected_{task.objective.metric}": float(best.value)}
+                {**report.metrics, f"selected_{task.objective.metric}": trial_value(best)}
             )
             log_artifacts(report.artifacts)
             mlflow.log_text("\n".join(report.lines) + "\n", SUMMARY_ARTIFACT)
@@ -177,7 +162,7 @@ def evaluate_study(
         run_id=run.info.run_id,
         trial=best.number,
         params=dict(best.params),
-        objective=float(best.value),
+        objective=trial_value(best),
         metrics=report.metrics,
         lines=report.lines,
         registered=registered,
@@ -249,8 +234,9 @@ def format_summary(
     if base is not None:
         if base.state == TrialState.COMPLETE:
             lines.append(
-                f"seed baseline (trial {base.number}): {objective.label} {base.value:.4f} "
-                f"({best.value - base.value:+.4f} for the best){_scores(base, objective)}"
+                f"seed baseline (trial {base.number}): {objective.label} "
+                f"{trial_value(base):.4f} ({trial_value(best) - trial_value(base):+.4f} for the "
+                f"best){_scores(base, objective)}"
             )
         else:
             lines.append(f"seed baseline (trial {base.number}): {base.state.name}")

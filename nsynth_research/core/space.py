@@ -108,12 +108,13 @@ def check_search_space(
                 f"{', '.join(fixed)} sections are prepared once for the whole study (data, "
                 "statistics, feature cache). Set it in `overrides` and run a study per value"
             )
+        probes: list[Any]
         if bundles:
             probes = list(bundles)
         elif spec.type == "categorical":
             probes = [encode_choice(c) for c in spec.choices or ()]
         else:
-            probes = [spec.low, spec.high]
+            probes = list(spec.bounds)
         for probe in probes:
             value = int(probe) if spec.type == "int" else probe
             try:
@@ -163,11 +164,9 @@ def suggest(trial: optuna.Trial, space: dict[str, ParamSpec]) -> dict[str, Any]:
             )
         elif spec.type == "int":
             step = int(spec.step or 1)
-            params[name] = trial.suggest_int(
-                name, int(spec.low), int(spec.high), step=step, log=spec.log
-            )
+            low, high = spec.bounds
+            params[name] = trial.suggest_int(name, int(low), int(high), step=step, log=spec.log)
         else:
-            params[name] = trial.suggest_float(
-                name, spec.low, spec.high, step=spec.step, log=spec.log
-            )
+            low, high = spec.bounds
+            params[name] = trial.suggest_float(name, low, high, step=spec.step, log=spec.log)
     return params

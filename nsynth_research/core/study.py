@@ -72,7 +72,8 @@ def run_worker(ctx: StudyContext, worker: int, deadline: float | None) -> None:
 
     streak = _FailureStreak(max(3, n or 0))
     if n is None:
-        opt.optimize(run, timeout=deadline - time.time(), callbacks=[streak], catch=(UserError,))
+        timeout = None if deadline is None else deadline - time.time()
+        opt.optimize(run, timeout=timeout, callbacks=[streak], catch=(UserError,))
         return
     while free := free_slots(opt, n, deadline):
         opt.optimize(

@@ -55,6 +55,13 @@ class ParamSpec(Section):
             raise ValueError("a log-scaled parameter needs `low` > 0")
         return self
 
+    @property
+    def bounds(self) -> tuple[float, float]:
+        """`low` and `high` of an int or float dimension (present once validated)."""
+        if self.low is None or self.high is None:
+            raise ValueError(f"a {self.type} parameter has no low/high bounds")
+        return self.low, self.high
+
 
 class SamplerConfig(Section):
     name: Literal["tpe", "random"] = "tpe"

@@ -20,20 +20,33 @@ import numpy as np
 import optuna
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
-from optuna.distributions import CategoricalDistribution
+from matplotlib.ticker import MaxNLocator
+from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import FrozenTrial, TrialState
 
 from nsynth_research.core.task import Objective
+from nsynth_research.core.trials import best_trial, complete_trials, trial_value
 
 #: Below this many complete trials per searched dimension, importances are a rough ranking.
 TRIALS_PER_DIMENSION = 2
 COLOURS = plt.get_cmap("viridis")
 BEST = "#d62728"
 ORANGE = "#ff7f0e"
-PRUNED = {"s": 40, "zorder": 3, "facecolors": "none", "edgecolors": ORANGE, "linewidths": 1.5}
-NOTE = {"textcoords": "offset points", "fontsize": 7}
+PRUNED: dict[str, Any] = {
+    "s": 40,
+    "zorder": 3,
+    "facecolors": "none",
+    "edgecolors": ORANGE,
+    "linewidths": 1.5,
+}
+NOTE: dict[str, Any] = {"textcoords": "offset points", "fontsize": 7}
 #: Tick labels stay readable where lines cross them.
-LABEL_BOX = {"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.85}
+LABEL_BOX: dict[str, Any] = {
+    "boxstyle": "round,pad=0.15",
+    "fc": "white",
+    "ec": "none",
+    "alpha": 0.85,
+}
 
 
 def _short(value: Any) -> str:
@@ -48,24 +61,14 @@ def _steps(trial: FrozenTrial) -> tuple[list[int], list[float]]:
     return [s + shift for s in steps], [trial.intermediate_values[s] for s in steps]
 
 
-def _complete(opt: optuna.Study) -> list[FrozenTrial]:
-    return [t for t in opt.trials if t.state == TrialState.COMPLETE and t.value is not None]
-
-
-def _best(opt: optuna.Study, objective: Objective) -> FrozenTrial | None:
-    done = _complete(opt)
-    sign = 1.0 if objective.direction == "maximize" else -1.0
-    return max(done, key=lambda t: (sign * t.value, -t.number)) if done else None
-
-
 def history_figure(opt: optuna.Study, objective: Objective) -> Figure:
     """Every trial's score by trial number: complete ones, pruned ones at the epoch they
     stopped, failed ones on the floor, and the best-so-far line."""
     fig, ax = plt.subplots(figsize=(9, 4.8))
-    done = _complete(opt)
+    done = complete_trials(opt)
     pruned = [t for t in opt.trials if t.state == TrialState.PRUNED and t.intermediate_values]
     last = {t.number: (_steps(t)[0][-1], _steps(t)[1][-1]) for t in pruned}
-    ax.scatter([t.number for t in done], [t.value for t in done], s=40, zorder=3,
+    ax.scatter([t.number for t in done], [trial_value(t) for t in done], s=40, zorder=3,
                label=f"complete ({len(done)})")  # fmt: skip
     ax.scatter(list(last), [v for _, v in last.values()], label=f"pruned, at its last epoch "
                f"({len(pruned)})", **PRUNED)  # fmt: skip
@@ -78,7 +81,7 @@ def history_figure(opt: optuna.Study, objective: Objective) -> Figure:
     if done:
         pick = max if objective.direction == "maximize" else min
         xs = [t.number for t in sorted(done, key=lambda t: t.number)]
-        ys = list(itertools.accumulate((opt.trials[n].value for n in xs), pick))
+        ys = list(itertools.accumulate((trial_value(opt.trials[n]) for n in xs), pick))
         ax.step([*xs, len(opt.trials) - 1], [*ys, ys[-1]], where="post", color=BEST,
                 label="best so far")  # fmt: skip
     for t in opt.trials:
@@ -86,7 +89,7 @@ def history_figure(opt: optuna.Study, objective: Objective) -> Figure:
             ax.annotate("seed baseline", (t.number, t.value), xytext=(6, 6), **NOTE)
     ax.set_xlabel("trial")
     ax.set_ylabel(objective.label)
-    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_title(
         f"Study {opt.study_name}: {objective.label} of each trial, on the validation split"
     )
@@ -99,9 +102,9 @@ def history_figure(opt: optuna.Study, objective: Objective) -> Figure:
 def curves_figure(opt: optuna.Study, objective: Objective) -> Figure:
     """The objective each trial reported per epoch: what the pruner compared."""
     fig, ax = plt.subplots(figsize=(9, 4.8))
-    best = _best(opt, objective)
-    done = _complete(opt)
-    values = [t.value for t in done]
+    best = best_trial(opt, objective)
+    done = complete_trials(opt)
+    values = [trial_value(t) for t in done]
     lo, hi = (min(values), max(values)) if values else (0.0, 1.0)
     for t in opt.trials:
         if not t.intermediate_values:
@@ -113,7 +116,7 @@ def curves_figure(opt: optuna.Study, objective: Objective) -> Figure:
         elif best is not None and t.number == best.number:
             ax.plot(xs, ys, color=BEST, lw=2.5, zorder=4)
         else:
-            share = (t.value - lo) / (hi - lo) if t.value is not None and hi > lo else 0.5
+            share = (trial_value(t) - lo) / (hi - lo) if t.value is not None and hi > lo else 0.5
             ax.plot(xs, ys, color=COLOURS(share), lw=1.2, alpha=0.9)
     handles = [
         Line2D([], [], color=BEST, lw=2.5, label=f"best (trial {best.number})" if best else "best"),
@@ -123,7 +126,7 @@ def curves_figure(opt: optuna.Study, objective: Objective) -> Figure:
     ax.legend(handles=handles, fontsize=8, loc="best")
     ax.set_xlabel("epoch")
     ax.set_ylabel(objective.label)
-    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_title(f"Study {opt.study_name}: {objective.label} per epoch (validation split)")
     ax.grid(alpha=0.3)
     fig.tight_layout()
@@ -138,6 +141,8 @@ def _axis(trials: Sequence[FrozenTrial], name: str) -> tuple[Callable[[Any], flo
         span = max(len(choices) - 1, 1)
         where = {_short(c): i / span if len(choices) > 1 else 0.5 for i, c in enumerate(choices)}
         return (lambda v: where[_short(v)]), [(p, c) for c, p in where.items()]
+    if not isinstance(dist, FloatDistribution | IntDistribution):
+        raise TypeError(f"{name}: unexpected distribution {dist!r}")
     low, high = float(dist.low), float(dist.high)
     log = bool(getattr(dist, "log", False))
     f = (lambda v: math.log(v)) if log else float
@@ -151,26 +156,26 @@ def _axis(trials: Sequence[FrozenTrial], name: str) -> tuple[Callable[[Any], flo
 def parallel_figure(opt: optuna.Study, objective: Objective) -> Figure:
     """One vertical axis a searched choice, the objective last; a line a complete trial,
     coloured by its score, the best drawn on top in red."""
-    done = _complete(opt)
+    done = complete_trials(opt)
     names = sorted({k for t in done for k in t.params})
     fig, ax = plt.subplots(figsize=(max(8.0, 1.15 * (len(names) + 1)), 5.2))
     axes = [_axis(done, n) for n in names]
-    values = [t.value for t in done]
+    values = [trial_value(t) for t in done]
     lo, hi = min(values), max(values)
     score = (lambda v: (v - lo) / (hi - lo)) if hi > lo else (lambda v: 0.5)
-    best = _best(opt, objective)
+    best = best_trial(opt, objective)
     for t in sorted(done, key=lambda t: t.number == (best.number if best else -1)):
         ys = [
             place(t.params[n]) if n in t.params else np.nan
             for n, (place, _) in zip(names, axes, strict=True)
         ]
         is_best = best is not None and t.number == best.number
-        style = (
+        style: dict[str, Any] = (
             {"color": BEST, "lw": 2.8, "zorder": 3}
             if is_best
-            else {"color": COLOURS(score(t.value)), "lw": 1.3, "alpha": 0.8, "zorder": 2}
+            else {"color": COLOURS(score(trial_value(t))), "lw": 1.3, "alpha": 0.8, "zorder": 2}
         )
-        ax.plot(range(len(names) + 1), [*ys, score(t.value)], **style)
+        ax.plot(range(len(names) + 1), [*ys, score(trial_value(t))], **style)
     value_ticks = [(score(v), f"{v:.3f}") for v in sorted({lo, (lo + hi) / 2, hi})]
     for i, (_, ticks) in enumerate([*axes, (None, value_ticks)]):
         ax.axvline(i, color="black", lw=0.8, zorder=1)
@@ -246,7 +251,7 @@ def slice_figure(opt: optuna.Study, objective: Objective) -> Figure:
 
 def importance_figure(opt: optuna.Study, objective: Objective) -> Figure:
     """fANOVA importances of the searched choices, saying how many trials they rest on."""
-    done = _complete(opt)
+    done = complete_trials(opt)
     scores = optuna.importance.get_param_importances(
         opt, evaluator=optuna.importance.FanovaImportanceEvaluator(seed=0)
     )
@@ -270,7 +275,7 @@ def importance_figure(opt: optuna.Study, objective: Objective) -> Figure:
 
 def static_figures(opt: optuna.Study, objective: Objective) -> dict[str, Callable[[], Figure]]:
     """Artifact name -> drawing, for the figures this study has enough trials for."""
-    done = _complete(opt)
+    done = complete_trials(opt)
     out: dict[str, Callable[[], Figure]] = {
         "optimization_history": lambda: history_figure(opt, objective),
         "intermediate_values": lambda: curves_figure(opt, objective),

@@ -17,6 +17,7 @@ from nsynth_research.core.storage import RUN_ATTR
 from nsynth_research.core.study_figures import static_figures
 from nsynth_research.core.task import Objective
 from nsynth_research.core.tracking import open_store
+from nsynth_research.core.trials import complete_trials
 
 log = logging.getLogger(__name__)
 
@@ -64,12 +65,12 @@ def log_study_artifacts(
         plt.close(fig)
     client.log_text(parent_run_id, interactive_page(opt, objective), INTERACTIVE)
     states = [t.state for t in opt.trials]
-    metrics = {
+    metrics: dict[str, float] = {
         "trials_complete": states.count(TrialState.COMPLETE),
         "trials_pruned": states.count(TrialState.PRUNED),
         "trials_failed": states.count(TrialState.FAIL),
     }
-    if _complete_trials(opt):
+    if complete_trials(opt):
         metrics[f"best_{objective.metric}"] = opt.best_value
         client.set_tag(parent_run_id, "best_trial", str(opt.best_trial.number))
         client.set_tag(parent_run_id, "best_run_id", str(opt.best_trial.user_attrs.get(RUN_ATTR)))
@@ -84,20 +85,22 @@ def interactive_page(opt: optuna.Study, objective: Objective) -> str:
     import optuna.visualization as ov
     from plotly.offline import get_plotlyjs
 
-    named = {"target_name": f"{objective.label} (validation)"}
+    target = f"{objective.label} (validation)"
     plots = {
         "Optimisation history (complete trials)": lambda: ov.plot_optimization_history(
-            opt, **named
+            opt, target_name=target
         ),
         "Objective per epoch, every trial": lambda: (
             ov.plot_intermediate_values(opt)
             .update_xaxes(title_text="epoch")
-            .update_yaxes(title_text=named["target_name"])
+            .update_yaxes(title_text=target)
         ),
-        "Parallel coordinates (complete trials)": lambda: ov.plot_parallel_coordinate(opt, **named),
-        "Slices (complete trials)": lambda: ov.plot_slice(opt, **named),
-        f"Importances (fANOVA, {len(_complete_trials(opt))} complete trials)": lambda: (
-            ov.plot_param_importances(opt, **named)
+        "Parallel coordinates (complete trials)": lambda: ov.plot_parallel_coordinate(
+            opt, target_name=target
+        ),
+        "Slices (complete trials)": lambda: ov.plot_slice(opt, target_name=target),
+        f"Importances (fANOVA, {len(complete_trials(opt))} complete trials)": lambda: (
+            ov.plot_param_importances(opt, target_name=target)
         ),
     }
     sections = []
@@ -122,10 +125,6 @@ def interactive_page(opt: optuna.Study, objective: Objective) -> str:
         + "".join(sections)
         + "</body></html>"
     )
-
-
-def _complete_trials(opt: optuna.Study) -> list[optuna.trial.FrozenTrial]:
-    return [t for t in opt.trials if t.state == TrialState.COMPLETE]
 
 
 def outcome_note(opt: optuna.Study, objective: Objective, counts: dict[str, float]) -> str:

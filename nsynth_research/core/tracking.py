@@ -106,6 +106,8 @@ def check_writable(cfg: TrackingConfig) -> None:
 def experiment_id(cfg: TrackingConfig, client: MlflowClient, name: str | None = None) -> str:
     """Id of the named experiment, created with artifacts beside the SQLite file if new."""
     name = name or cfg.experiment
+    if name is None:
+        raise ValueError("a run needs an experiment: pass one or set tracking.experiment")
     found = client.get_experiment_by_name(name)
     if found is not None:
         return found.experiment_id

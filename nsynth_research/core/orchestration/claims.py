@@ -129,7 +129,7 @@ def _insert(engine: sa.engine.Engine, study_name: str, read: ReadClaim) -> bool:
 
 
 def _legacy_claims(storage: optuna.storages.BaseStorage, study_name: str) -> list[ReadClaim]:
-    reads = []
+    reads: list[ReadClaim] = []
     number = 1
     while True:
         try:
