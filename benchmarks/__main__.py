@@ -1,16 +1,16 @@
 """`make bench`: run the benchmarks (all, or those named) and print their tables.
 
     python -m benchmarks [pipeline] [features] [parity] [accuracy] [search] [curves]
-        [pruning] [scale] [step] [generalisation] [gpu] [melody] [dream] [large] [ui]
+        [pruning] [scale] [step] [generalisation] [gpu] [melody] [dream] [large] [ui] [setup]
 
 accuracy and generalisation need a finished default study (`make sweep`); the others need
 the default corpus (`make data`); pruning replays the learning curves that curves records
 (or, without them, search's), so run curves first; gpu measures the accelerator Keras sees
 (a dry run without one); melody needs a finished melody study (`make sweep
 EXPERIMENT=experiments/melody.yaml`); dream needs the default study's champion and
-logs one dream run into ./mlruns; large runs only when named (it renders its own 50k+
-note corpus under NSYNTH_LARGE_DIR: hours on 2 cores, ~40 GB). Results are written under
-benchmarks/results/.
+logs one dream run into ./mlruns; large and setup run only when named (large renders its own
+50k+ note corpus under NSYNTH_LARGE_DIR: hours on 2 cores, ~40 GB; setup clones HEAD and
+times the README's two commands there). Results are written under benchmarks/results/.
 """
 
 from __future__ import annotations
@@ -42,8 +42,8 @@ BENCHES = (
 )
 
 
-#: Run only when named: large renders, packs and studies a 50k+ note corpus (hours, ~40 GB).
-ON_REQUEST = ("large",)
+#: Run only when named: each takes longer than the rest together (see the docstring).
+ON_REQUEST = ("large", "setup")
 
 
 def main(names: list[str]) -> int:

@@ -11,8 +11,8 @@ optimistic; the champion's honest figure is its single test read, reported besid
 from its logged evaluation run, not recomputed.
 
 Rungs: chance; a logistic regression on log-mel + MFCC summary statistics (fold train notes);
-the seed baseline (trial 0); the first study's champion design (band 3x32, max 3x2, Adam),
-trained here on the same fold with the same protocol; the new champion. Also measured: the
+the seed baseline (trial 0); a reference design (band 3x32, max 3x2, Adam), trained here on
+the same fold with the same protocol; the study's champion. Also measured: the
 training time of an epoch of the champion's network with and without augmentation (the issue
 allows at most 1.5x), interleaved and repeated, medians.
 """
@@ -155,12 +155,12 @@ def run() -> dict:
         )
     old = train(_variant(base, OLD_CHAMPION), data, verbose=0, monitor=TRANSFER_METRIC)
     stats = data.stats
-    predictions["old champion design (band 3x32, max 3x2, Adam)"] = [
+    predictions["reference design (band 3x32, max 3x2, Adam)"] = [
         predict_split(old.model, p, stats, base).predictions for p in parts
     ]
     best = select_best(opt, with_objective(task, base.training.objective).objective)
     run_id = best.user_attrs[RUN_ATTR]
-    predictions[f"new champion (trial {best.number}, selected on these notes)"] = _logged(
+    predictions[f"study champion (trial {best.number}, selected on these notes)"] = _logged(
         client, run_id, parts
     )
     rows = {

@@ -31,7 +31,7 @@ SOURCE = "Optuna random"
 PATIENCE = 3
 PRUNERS = {
     "none": {"name": "none"},
-    "median (old default: 3 startup, 2 warm-up)": {"name": "median"},
+    "median, 3 startup, 2 warm-up": {"name": "median"},
     "median, 1 warm-up": {"name": "median", "n_warmup_steps": 1},
     "median, 2 startup, 1 warm-up": {"name": "median", "n_startup_trials": 2, "n_warmup_steps": 1},
     "percentile 75 (keep top 75%), 2 startup, 1 warm-up": {

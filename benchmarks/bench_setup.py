@@ -4,7 +4,7 @@ Clones the repository's committed HEAD into a temporary folder (so uncommitted w
 local .venv, data and store play no part), runs `make sweep` there (environment creation,
 corpus rendering, the default study and its test read) and then `make test`, and records
 wall time, exit codes, load average before and after, and the sweep's summary lines.
-Takes about as long as both commands (15-20 min on 2 cores); run it on a quiet machine.
+Takes as long as both commands together; run it on a quiet machine.
 """
 
 from __future__ import annotations

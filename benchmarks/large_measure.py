@@ -52,5 +52,3 @@ def disk_bytes(paths: list[Path]) -> int:
         elif path.is_dir():
             total += sum(e.stat().st_size for e in path.rglob("*") if e.is_file())
     return total
-
-

@@ -92,8 +92,13 @@ def _gpu() -> dict[str, Any] | None:
         return [dict(zip(found.get("headers", []), r, strict=False)) for r in found.get("rows", [])]
 
     steps = [r for r in rows("steps") if r.get("network") == "seed" and r.get("data") == "host"]
-    reads = [r for r in rows("input") if r.get("network") == "seed"
-             and str(r.get("note file", "")).startswith("float16") and "cold" in str(r.get("read"))]
+    reads = [
+        r
+        for r in rows("input")
+        if r.get("network") == "seed"
+        and str(r.get("note file", "")).startswith("float16")
+        and "cold" in str(r.get("read"))
+    ]
     if not steps or not reads:
         return None
     step = max(steps, key=lambda r: r["examples/s"])
@@ -107,8 +112,13 @@ def report(state: dict[str, Any]) -> dict[str, Any]:
     rows: list[list[Any]] = []
     if render:
         n = render["notes"]
-        rows.append(["notes (train / valid / test)", f"{n['train']} / {n['valid']} / {n['test']}",
-                     f"size {render['size']}, {sum(render['instruments'].values())} presets"])
+        rows.append(
+            [
+                "notes (train / valid / test)",
+                f"{n['train']} / {n['valid']} / {n['test']}",
+                f"size {render['size']}, {sum(render['instruments'].values())} presets",
+            ]
+        )
         if render.get("rendered"):
             rows.append(["render s", render["seconds"], f"{render['rendered']} notes rendered"])
         rows.append(["WAV GB", render["wav_bytes"] / GB, "3 split folders"])  # fmt: skip
@@ -117,35 +127,64 @@ def report(state: dict[str, Any]) -> dict[str, Any]:
         rows.append(["pack s", sum(p["seconds"] for p in packed.values()), "gzip -6, 3 archives"])
         rows.append(["archives GB", sum(p["archive_bytes"] for p in packed.values()) / GB, ""])
     for name, m in read.get("notes_per_second", {}).items():
-        rows.append([f"read notes/s, {name}", m["median"],
-                     f"first {read['notes']} train notes, range {m['low']:.0f}-{m['high']:.0f}"])
+        rows.append(
+            [
+                f"read notes/s, {name}",
+                m["median"],
+                f"first {read['notes']} train notes, range {m['low']:.0f}-{m['high']:.0f}",
+            ]
+        )
     fills = state.get("fill_paths", {})
     for name, m in fills.get("notes_per_second", {}).items():
-        rows.append([f"features notes/s, {name}", m["median"],
-                     f"first {fills['notes']} train notes, range {m['low']:.0f}-{m['high']:.0f}"])
+        rows.append(
+            [
+                f"features notes/s, {name}",
+                m["median"],
+                f"first {fills['notes']} train notes, range {m['low']:.0f}-{m['high']:.0f}",
+            ]
+        )
     for layout, r in fp.items():
-        rows.append([f"first pass notes/s, from {layout}", r["first_pass_notes_per_s"],
-                     f"{r['notes']} train+valid notes: manifest {r['manifest_s']:.0f} s, "
-                     f"fingerprint {r['fingerprint_s']:.0f} s, features+cache "
-                     f"{r['fill_s']:.0f} s; load {r['load_before']:.1f}->{r['load_after']:.1f}"])
+        rows.append(
+            [
+                f"first pass notes/s, from {layout}",
+                r["first_pass_notes_per_s"],
+                f"{r['notes']} train+valid notes: manifest {r['manifest_s']:.0f} s, "
+                f"fingerprint {r['fingerprint_s']:.0f} s, features+cache "
+                f"{r['fill_s']:.0f} s; load {r['load_before']:.1f}->{r['load_after']:.1f}",
+            ]
+        )
     if "archive" in fp:
         a = fp["archive"]
         rows.append(["cache GB", a["cache_bytes"] / GB, f"float16 STFT, {a['notes']} notes"])
         rows.append(["stats s", a["stats_s"], f"{a['train_notes']} train notes, from the cache"])
     if ep:
-        rows.append(["epoch s", ep["epoch_train_s"], f"seed model, 2nd epoch, {ep['train_notes']}"
-                     f" train notes (with validation: {ep['epoch_wall_s']:.0f} s); load "
-                     f"{ep['load_before']:.1f}->{ep['load_after']:.1f}"])
-    for what, r in (("first pass, archive", fp.get("archive")), ("epoch", ep or None),
-                    ("study", study or None)):
+        rows.append(
+            [
+                "epoch s",
+                ep["epoch_train_s"],
+                f"seed model, 2nd epoch, {ep['train_notes']}"
+                f" train notes (with validation: {ep['epoch_wall_s']:.0f} s); load "
+                f"{ep['load_before']:.1f}->{ep['load_after']:.1f}",
+            ]
+        )
+    for what, r in (
+        ("first pass, archive", fp.get("archive")),
+        ("epoch", ep or None),
+        ("study", study or None),
+    ):
         if r:
             anon = r.get("peak_anon_mb")
             rows.append([f"peak RSS MB, {what}", r["peak_rss_mb"],
                          "with memory-mapped cache pages" + (
                              f"; heap (RssAnon) {anon:.0f} MB" if anon else "")])  # fmt: skip
     for stage, (before, after) in state.get("loads", {}).items():
-        rows.append([f"load, {stage}", f"{before:.1f} -> {after:.1f}",
-                     "1-min load average on 2 cores, before -> after the stage"])
+        rows.append(
+            [
+                f"load, {stage}",
+                f"{before:.1f} -> {after:.1f}",
+                "1-min load average on 2 cores, before -> after the stage",
+            ]
+        )
     headers = ["quantity", "measured", "on"]
     tables = {"run": (headers, rows)}
     projection = _projection(fp, ep, study)
@@ -174,36 +213,72 @@ def _projection(fp: dict, ep: dict, study: dict) -> list[list[Any]]:
     if "archive" in fp:
         a = fp["archive"]
         first = total / a["first_pass_notes_per_s"]
-        rows.append(["first pass s (archive)", a["notes"] / a["first_pass_notes_per_s"], first,
-                     f"{total} train+valid notes at {a['first_pass_notes_per_s']:.0f} notes/s"])
-        rows.append(["cache GB (float16 STFT)", a["cache_bytes"] / GB,
-                     a["cache_bytes"] / a["notes"] * total / GB, "bytes per note x notes"])
+        rows.append(
+            [
+                "first pass s (archive)",
+                a["notes"] / a["first_pass_notes_per_s"],
+                first,
+                f"{total} train+valid notes at {a['first_pass_notes_per_s']:.0f} notes/s",
+            ]
+        )
+        rows.append(
+            [
+                "cache GB (float16 STFT)",
+                a["cache_bytes"] / GB,
+                a["cache_bytes"] / a["notes"] * total / GB,
+                "bytes per note x notes",
+            ]
+        )
         rows.append(["stats s", a["stats_s"], a["stats_s"] / a["train_notes"] * NSYNTH["train"],
                      "per train note"])  # fmt: skip
     if ep:
         per = ep["epoch_train_s"] / ep["train_notes"]
-        rows.append(["seed epoch s (2 cores)", ep["epoch_train_s"], per * NSYNTH["train"],
-                     f"{1000 * per:.2f} ms a train note"])
+        rows.append(
+            [
+                "seed epoch s (2 cores)",
+                ep["epoch_train_s"],
+                per * NSYNTH["train"],
+                f"{1000 * per:.2f} ms a train note",
+            ]
+        )
         gpu = _gpu()
         if gpu:
             step, cold = gpu["step"], gpu["read"]
-            rows.append(["seed epoch s (one GPU)", "", NSYNTH["train"] / gpu["rate"],
-                         f"min of {step['examples/s']:.0f} steps ex/s (batch {step['batch']}, "
-                         f"{step['precision']}, host data) and {cold['notes/s']:.0f} notes/s "
-                         f"cold float16 cache reads; {gpu['machine']}, gpu.json"])
+            rows.append(
+                [
+                    "seed epoch s (one GPU)",
+                    "",
+                    NSYNTH["train"] / gpu["rate"],
+                    f"min of {step['examples/s']:.0f} steps ex/s (batch {step['batch']}, "
+                    f"{step['precision']}, host data) and {cold['notes/s']:.0f} notes/s "
+                    f"cold float16 cache reads; {gpu['machine']}, gpu.json",
+                ]
+            )
     fit, trials = study.get("final_fit"), study.get("trials", [])
     if fit and trials and study.get("cap"):
         searched = sum(t["seconds"] for t in trials)
         notes = max(t["n_train"] for t in trials) + max(t["n_valid"] for t in trials)
         real = NSYNTH_TRAIN_INSTRUMENTS * study["cap"] + NSYNTH["valid"]
         scale = study["preset_trials"] / len(trials) * real / notes
-        rows.append(["search s (trials)", searched, searched * scale,
-                     f"{len(trials)} -> {study['preset_trials']} trials; {notes} -> {real} "
-                     f"notes a trial epoch ({study['cap']} x {NSYNTH_TRAIN_INSTRUMENTS} "
-                     "instruments + valid)"])
+        rows.append(
+            [
+                "search s (trials)",
+                searched,
+                searched * scale,
+                f"{len(trials)} -> {study['preset_trials']} trials; {notes} -> {real} "
+                f"notes a trial epoch ({study['cap']} x {NSYNTH_TRAIN_INSTRUMENTS} "
+                "instruments + valid)",
+            ]
+        )
         fit_notes = fit["n_train"] + fit["n_valid"]
-        rows.append(["final fit s", fit["seconds"], fit["seconds"] * total / fit_notes,
-                     f"{fit_notes} -> {total} train+valid notes, {fit['epochs_run']:.0f} epochs"])
+        rows.append(
+            [
+                "final fit s",
+                fit["seconds"],
+                fit["seconds"] * total / fit_notes,
+                f"{fit_notes} -> {total} train+valid notes, {fit['epochs_run']:.0f} epochs",
+            ]
+        )
     return rows
 
 
@@ -283,6 +358,7 @@ def _summary(state: dict, projection: list, cost: list) -> dict[str, Any]:
         out["first_pass_archive_vs_folder"] = (
             fp["archive"]["first_pass_notes_per_s"] / fp["folder"]["first_pass_notes_per_s"]
         )
+
     def key(name: str) -> str:
         return re.sub(r"\W+", "_", name).strip("_")
 

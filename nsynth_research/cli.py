@@ -16,6 +16,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 from nsynth_research.commands import (
     DEFAULT_CORPUS,
@@ -87,8 +88,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. model.dropout=0.2")
     p.set_defaults(func=cmd_train)
 
-    experiment = {"type": Path, "default": Path("experiments/default.yaml"), "help": "study YAML"}
-    study_overrides = {"nargs": "*", "help": "key=value study overrides, e.g. n_trials=4"}
+    # add_argument keywords shared by several commands (their values differ in type).
+    experiment: dict[str, Any] = {
+        "type": Path,
+        "default": Path("experiments/default.yaml"),
+        "help": "study YAML",
+    }
+    study_overrides: dict[str, Any] = {
+        "nargs": "*",
+        "help": "key=value study overrides, e.g. n_trials=4",
+    }
     p = sub.add_parser("sweep", help="run or resume a study, then evaluate its champion once")
     p.add_argument("--experiment", **experiment)
     p.add_argument("--workers", type=int, default=1, help="worker processes on this machine")

@@ -14,6 +14,8 @@ from nsynth_research.core.errors import UserError
 from nsynth_research.core.study_config import champion_uri
 
 if TYPE_CHECKING:
+    from pydantic import BaseModel
+
     from nsynth_research.core.config import ExperimentConfig, TrackingConfig
     from nsynth_research.core.study_config import StudyConfig
     from nsynth_research.core.task import Task
@@ -311,7 +313,7 @@ def cmd_docs(args: argparse.Namespace) -> int:
     from nsynth_research.doctables import render_docs
     from nsynth_research.dream.config import DreamConfig
 
-    schemas = {**config_schemas(), "dream": DreamConfig}
+    schemas: dict[str, type[BaseModel]] = {**config_schemas(), "dream": DreamConfig}
     for page in render_docs(args.out, results_folder(args.out), schemas):
         print(f"{os.path.relpath(page.path)}: {page.filled} markers filled")
         for marker in page.missing:

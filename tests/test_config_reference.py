@@ -52,8 +52,7 @@ def test_pipes_in_cells_are_escaped_for_markdown():
 def test_config_markers_are_filled_and_unknown_names_reported(tmp_path):
     report = Rendered(tmp_path / "p.md")
     text = (
-        "<!-- config: outer -->\nold\n<!-- /config -->\n"
-        "<!-- config: nope -->\n<!-- /config -->\n"
+        "<!-- config: outer -->\nold\n<!-- /config -->\n<!-- config: nope -->\n<!-- /config -->\n"
     )
     out = render_page(text, Results(tmp_path), report, {"outer": Outer})
     assert "old" not in out and "| `inner.count` | int >= 1 |" in out

@@ -126,10 +126,18 @@ def study_params(study: StudyConfig) -> dict[str, str]:
 
 def study_note(study: StudyConfig, label: str) -> str:
     trials = f"{study.n_trials} trials" if study.n_trials else "trials until the timeout"
+    if study.final_fit is None:
+        read = "the best trial's own model is then read once on the test split"
+    else:
+        changed = ", ".join(f"{k}={v}" for k, v in study.final_fit.overrides.items())
+        read = (
+            f"the best trial's configuration is then fitted once more ({changed}, in a "
+            "'final fit' child run) and that model is read once on the test split"
+        )
     return (
         f"Study {study.name}: {trials} over {len(study.search_space)} searched choices "
         f"({', '.join(study.search_space)}), each scored by {label} on the validation split; "
-        "the best trial is then read once on the test split (child run 'test evaluation')."
+        f"{read} (child run 'test evaluation')."
     )
 
 

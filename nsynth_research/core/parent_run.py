@@ -101,8 +101,6 @@ def _wait_for_parent(opt: optuna.Study) -> str | None:
     return run_id
 
 
-
-
 def end_parent(client: MlflowClient, parent: str, exc: BaseException) -> None:
     """End the parent run of a sweep that raised: KILLED and INTERRUPTED on Ctrl-C/SIGTERM,
     FAILED with the error otherwise. A store that cannot take it (a full disk) leaves it to
@@ -115,5 +113,8 @@ def end_parent(client: MlflowClient, parent: str, exc: BaseException) -> None:
         status = RunStatus.KILLED if interrupted else RunStatus.FAILED
         client.set_terminated(parent, RunStatus.to_string(status))
     except Exception as failed:
-        log.warning("the study's parent run %s could not be closed (%s)", parent,
-                    str(failed).splitlines()[0] if str(failed) else type(failed).__name__)
+        log.warning(
+            "the study's parent run %s could not be closed (%s)",
+            parent,
+            str(failed).splitlines()[0] if str(failed) else type(failed).__name__,
+        )

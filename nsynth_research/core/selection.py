@@ -145,7 +145,12 @@ def evaluate_study(
             note = f"{note} {scored.line[0].upper()}{scored.line[1:]}."
             mlflow.set_tag(NOTE_TAG, note)
             registered = register_champion(
-                client, study, best, scored.run_id, report.model_uri, note=note,
+                client,
+                study,
+                best,
+                scored.run_id,
+                report.model_uri,
+                note=note,
                 use=task.champion_use,
             )
         else:

@@ -44,6 +44,7 @@ from nsynth_research.core.trial import StudyContext, SurplusTrial, objective
 
 log = logging.getLogger(__name__)
 
+
 class _FailureStreak:
     """Stops a worker whose trials keep failing (a broken config would otherwise be retried
     forever, since failed trials do not count toward n_trials)."""

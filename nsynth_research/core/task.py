@@ -13,7 +13,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal, Protocol
+from typing import Any, ClassVar, Generic, Literal, Protocol, TypeVar
 
 from nsynth_research.core.config import ExperimentConfig
 from nsynth_research.core.errors import ConfigError, UserError
@@ -84,7 +84,11 @@ class LoggedModel:
     model: Any
 
 
-class Task:
+#: A task's run config type (its `config_type`), which every method of the task receives.
+C = TypeVar("C", bound=ExperimentConfig)
+
+
+class Task(Generic[C]):
     """One kind of experiment as the core sees it (tasks.py lists the project's), with what
     every task shares already written, so a task subclasses it and writes only what differs.
 
@@ -113,16 +117,16 @@ class Task:
     #: What a registered champion of this task is used for, in the registry's description.
     champion_use: ClassVar[str] = ""
 
-    def ensure_data(self, config: ExperimentConfig) -> None:
+    def ensure_data(self, config: C) -> None:
         """Build the data the config points at when it is missing (default: nothing to do)."""
 
-    def prepare(self, config: ExperimentConfig, *, progress: bool = True) -> PreparedData:
+    def prepare(self, config: C, *, progress: bool = True) -> PreparedData:
         """Read train/valid data (never test) and everything trials share, once."""
         raise NotImplementedError
 
     def fit(
         self,
-        config: ExperimentConfig,
+        config: C,
         data: Any,
         *,
         callbacks: Sequence[Any] = (),
@@ -131,29 +135,27 @@ class Task:
         """Fit one model; `callbacks` are Keras callbacks (logging, pruning) from the core."""
         raise NotImplementedError
 
-    def log_inputs(self, config: ExperimentConfig, data: Any) -> dict[str, str]:
+    def log_inputs(self, config: C, data: Any) -> dict[str, str]:
         """Log task artifacts into the active run; returns tags naming the data (`data_tag`
         among them)."""
         return {self.data_tag: data.fingerprint}
 
-    def log_result(self, config: ExperimentConfig, result: FitResult) -> None:
+    def log_result(self, config: C, result: FitResult) -> None:
         """Log task figures and the model into the active run (default: the model)."""
         if config.tracking.log_model:
             log_keras_model(result.model)
 
-    def data_fingerprint(self, config: ExperimentConfig) -> str:
+    def data_fingerprint(self, config: C) -> str:
         """Fingerprint of the train/valid data the config reads, as `log_inputs` tags it."""
         raise NotImplementedError
 
-    def score(
-        self, config: ExperimentConfig, model_run_id: str, split: str, *, resamples: int
-    ) -> SplitReport:
+    def score(self, config: C, model_run_id: str, split: str, *, resamples: int) -> SplitReport:
         """Score the model logged by `model_run_id` on `split` (the test read, for the core)."""
         return self.score_model(
             config, self.logged_model(config, model_run_id), split, resamples=resamples
         )
 
-    def logged_model(self, config: ExperimentConfig, run_id: str) -> LoggedModel:
+    def logged_model(self, config: C, run_id: str) -> LoggedModel:
         """The run's model, refused when the run logged none or when the data the config
         reads has changed since the run was trained (its scores would mean something else)."""
         import mlflow
@@ -173,7 +175,7 @@ class Task:
         return LoggedModel(run_id, name, uri, tags, mlflow.keras.load_model(uri))
 
     def score_model(
-        self, config: ExperimentConfig, logged: LoggedModel, split: str, *, resamples: int
+        self, config: C, logged: LoggedModel, split: str, *, resamples: int
     ) -> SplitReport:
         """Metrics, summary lines (the objective's test figure first) and figures of
         `logged` on `split`."""

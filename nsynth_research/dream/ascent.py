@@ -134,7 +134,8 @@ def ascend(
 ) -> Ascent:
     """Maximise `objective` from `start` (batch, frames, bins)."""
     base = bounds.apply(tf.constant(start, tf.float32))
-    full = tuple(int(n) for n in base.shape[1:])
+    _, frames, bins = base.shape
+    full = (int(frames), int(bins))
     step = _step_function(objective, cfg, bounds, full)
     curves: dict[str, list[np.ndarray]] = {}
     for octave in range(cfg.octaves):

@@ -29,7 +29,7 @@ QUANTITIES = ("target_logit", "target_prob", "rival_logit")
 
 def curve_metrics(dreams: Sequence[Dream], timestamp: int) -> list[Metric]:
     """Every recorded curve as MLflow metric points."""
-    out = []
+    out: list[Metric] = []
     for d in dreams:
         if d.kind == "class":
             base = f"curve.{FAMILIES[d.target or 0]}.{d.start}_s{d.seed}"

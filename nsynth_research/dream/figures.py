@@ -20,6 +20,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.image import AxesImage
 from PIL import Image
 
 from nsynth_research.core.plotstyle import figure_style
@@ -58,7 +59,7 @@ def _freq_label(cfg: FeatureConfig) -> str:
     return "kHz" if cfg.kind == "stft" else "mel band"
 
 
-def _draw(ax: plt.Axes, panel: Panel, cfg: FeatureConfig, scale: Scale) -> plt.Artist:
+def _draw(ax: plt.Axes, panel: Panel, cfg: FeatureConfig, scale: Scale) -> AxesImage:
     image = ax.imshow(
         np.asarray(panel.feats).T,
         origin="lower",
@@ -135,7 +136,8 @@ def label_grid(axes: np.ndarray, used: int, xlabel: str, ylabel: str) -> None:
 def thumbnail(feats: np.ndarray, scale: Scale, size: tuple[int, int] = (224, 112)) -> bytes:
     """A small PNG of one spectrogram on the run's scale (no axes: the page labels it)."""
     rgba = plt.get_cmap(CMAP)(np.clip(np.asarray(feats).T[::-1] / scale.vmax, 0.0, 1.0))
-    image = Image.fromarray((rgba[..., :3] * 255).astype(np.uint8)).resize(size, Image.BILINEAR)
+    pixels = (rgba[..., :3] * 255).astype(np.uint8)
+    image = Image.fromarray(pixels).resize(size, Image.Resampling.BILINEAR)
     # 64 colours of one colour map lose nothing visible and make the page several times smaller.
     image = image.quantize(64)
     buffer = io.BytesIO()

@@ -160,7 +160,10 @@ def sections(
     )
     for d in (d for d in dreams if d.kind == "channel"):
         tops_of = tops.get(d.key, [])
-        row = [cell[d.key], *(example_cell(e, prep, scale, "mean activation") for e in tops_of)]
+        row: list[Cell | tuple[Cell, Cell]] = [
+            cell[d.key],
+            *(example_cell(e, prep, scale, "mean activation") for e in tops_of),
+        ]
         channels.rows.append(Row(d.title, row))
     return [classes, deep, channels]
 

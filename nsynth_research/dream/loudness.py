@@ -47,8 +47,11 @@ def _biquad(kind: str, gain_db: float, q: float, fc: float, rate: int) -> tuple:
 def k_weighted(audio: np.ndarray, rate: int = SAMPLE_RATE) -> np.ndarray:
     """The K-weighted signal BS.1770 measures."""
     out = np.asarray(audio, np.float64)
-    for stage in (("high_shelf", 4.0, 1 / np.sqrt(2), 1500.0), ("high_pass", 0.0, 0.5, 38.0)):
-        b, a = _biquad(*stage, rate)
+    for kind, gain_db, q, fc in (
+        ("high_shelf", 4.0, 1 / np.sqrt(2), 1500.0),
+        ("high_pass", 0.0, 0.5, 38.0),
+    ):
+        b, a = _biquad(kind, gain_db, q, fc, rate)
         out = lfilter(b, a, out)
     return out
 

@@ -49,7 +49,7 @@ def views(model: keras.Model, names: Sequence[str]) -> Callable[[tf.Tensor], lis
         and first.kernel_size[1] == model.input_shape[2]
         and first.input._keras_history.operation is model.layers[0]
     )
-    if not fast:
+    if first is None or not fast:
         sub = keras.Model(model.input, [model.get_layer(n).output for n in names])
         return lambda x: _listed(sub(_as_input(x), training=False))
 

@@ -175,7 +175,8 @@ def save_arrays(out: Path, dreams: Sequence[Dream]) -> Path:
     """Every dreamed input (normalised, exactly what the model saw) in one npz, by key."""
     path = out / "dreams.npz"
     arrays = {d.key: d.x.astype(np.float32) for d in dreams if d.kind in DREAMED}
-    np.savez_compressed(path, **arrays)
+    # numpy's stub lets **arrays bind savez's bool `allow_pickle` too, which arrays never do.
+    np.savez_compressed(path, **arrays)  # type: ignore[arg-type]
     return path
 
 

@@ -43,7 +43,7 @@ def pick_start_notes(
             rank = {(target + 1 + seed + k) % len(FAMILIES): k for k in range(len(FAMILIES))}
             rank.pop(target)
             other = [i for i in by_confidence if truth[i] != target]
-            other.sort(key=lambda i: rank[truth[i]])  # stable: confidence within a family
+            other.sort(key=lambda i: rank[int(truth[i])])  # stable: confidence within a family
             fresh = [i for i in other if i not in used]
             correct = [i for i in fresh if predicted[i] == truth[i]]
             if correct:

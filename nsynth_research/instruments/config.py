@@ -10,7 +10,7 @@ plan, so an impossible shape fails at load time by its key, before TensorFlow st
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Final, Literal
 
 from pydantic import Field, model_validator
 
@@ -25,7 +25,7 @@ ModelConfig = CnnConfig
 #: Audio facts of NSynth; the feature shape follows from them.
 SAMPLE_RATE = 16_000
 NUM_SAMPLES = 64_000
-TASK = "instruments"
+TASK: Final = "instruments"
 
 
 class DataConfig(Section):
@@ -168,8 +168,14 @@ class AugmentConfig(Section):
     @property
     def active(self) -> bool:
         return any(
-            (self.gain_db, self.tilt_db, self.freq_masks, self.time_masks, self.time_shift,
-             self.mixup_alpha)
+            (
+                self.gain_db,
+                self.tilt_db,
+                self.freq_masks,
+                self.time_masks,
+                self.time_shift,
+                self.mixup_alpha,
+            )
         )
 
 

@@ -22,10 +22,11 @@ from sklearn.metrics import confusion_matrix
 from nsynth_research.core.plotstyle import figure_style
 from nsynth_research.instruments.families import FAMILIES
 
+# get_cmap's stub returns the Colormap base; tab20 is a ListedColormap of RGB tuples.
+_TAB20: tuple[tuple[float, float, float], ...]
+_TAB20 = plt.get_cmap("tab20").colors  # type: ignore[attr-defined]
 #: One fixed colour per family across every figure of the project.
-FAMILY_COLOURS = dict(
-    zip(FAMILIES, [*plt.get_cmap("tab20").colors[::2], (0.3, 0.3, 0.3)], strict=True)
-)
+FAMILY_COLOURS = dict(zip(FAMILIES, [*_TAB20[::2], (0.3, 0.3, 0.3)], strict=True))
 
 
 @figure_style()
@@ -83,7 +84,8 @@ def embedding_figure(points: np.ndarray, labels: np.ndarray, title: str) -> Figu
         name = FAMILIES[index]
         mask = labels == index
         coords = [points[mask, d] for d in range(dims)]
-        ax.scatter(
+        # add_subplot's stub returns Axes; projection="3d" gives Axes3D, whose third is zs.
+        ax.scatter(  # type: ignore[misc]
             *coords, s=10, alpha=0.8, color=FAMILY_COLOURS[name], label=f"{name} ({mask.sum()})"
         )
     ax.set_title(title)
@@ -94,6 +96,6 @@ def embedding_figure(points: np.ndarray, labels: np.ndarray, title: str) -> Figu
         markerscale=1.5,
     )
     if dims == 3:
-        ax.view_init(elev=20, azim=35)
+        ax.view_init(elev=20, azim=35)  # type: ignore[attr-defined]  # Axes3D (see above)
     fig.tight_layout()
     return fig

@@ -94,7 +94,7 @@ def make_dataset(
         cache=cache,
     )
     ds = ds.apply(known)
-    if augmenting:
+    if augment is not None and augmenting:
         ds = augmented(ds, augment, norm, seed)
     else:
         ds = ds.map(normalise, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)

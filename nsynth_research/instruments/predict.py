@@ -87,6 +87,8 @@ def resolve_run(client: TrackingClient, model: str) -> str:
                 f"no registered model {model} in {client.tracking_uri}: run `make sweep` (it "
                 "registers the champion) or pass MODEL=<run id>"
             ) from None
+        if version.run_id is None:  # the project registers models only from runs
+            raise UserError(f"registered model {model} names no run; pass MODEL=<run id>")
         return version.run_id
     return get_run(client, model).info.run_id
 

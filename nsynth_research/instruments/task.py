@@ -54,7 +54,7 @@ def run_stats(run_id: str) -> FeatureStats:
         return FeatureStats.load(Path(path))
 
 
-class InstrumentTask(Task):
+class InstrumentTask(Task[InstrumentConfig]):
     """Classify the instrument family (11 classes) of a 4 s NSynth note."""
 
     name = "instruments"
@@ -262,7 +262,8 @@ def merged(reports: list[SplitReport], client: MlflowClient, headline: str) -> S
         artifacts.update(other.artifacts)
     run = mlflow.active_run()
     logged = client.get_run(run.info.run_id) if run else None
-    digests = [d.dataset.digest for d in logged.inputs.dataset_inputs] if logged else []
+    inputs = logged.inputs if logged else None  # a fetched run always carries its inputs
+    digests = [d.dataset.digest for d in inputs.dataset_inputs] if inputs is not None else []
     return SplitReport(
         metrics=metrics,
         lines=lines,

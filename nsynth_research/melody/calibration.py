@@ -69,6 +69,8 @@ class BarlineRates:
         starts, crossing = self.starts.get(metre.ratio), self.crossing.get(metre.ratio)
         if not starts:
             return None
+        if crossing is None:  # `fit` counts both for every metre it sees
+            raise ValueError(f"barline rates count starts but no crossings in {metre.ratio}")
         events, bar = _events(vocab), metre.bar
         step = Fraction(
             1,

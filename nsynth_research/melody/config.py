@@ -9,7 +9,7 @@ re-create a melody run from `config.yaml` alone.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import ClassVar, Literal
+from typing import ClassVar, Final, Literal
 
 from pydantic import Field, model_validator
 
@@ -21,7 +21,7 @@ from nsynth_research.core.config import (
     TrainingConfig,
 )
 
-TASK = "melody"
+TASK: Final = "melody"
 
 
 class CorpusConfig(Section):

@@ -140,7 +140,12 @@ def stream_events(
         if item.isNote and start < end:
             raise PolyphonicError(f"overlapping notes at offset {item.offset}")
         end = max(end, start + dur)
-        pitch = REST if item.isRest else int(item.pitch.midi)
+        if item.isRest:
+            pitch = REST
+        elif isinstance(item, music21.note.Note):
+            pitch = int(item.pitch.midi)
+        else:  # chords were refused above; what is left has no pitch (percussion)
+            raise UserError(f"an unpitched note at offset {item.offset}; a melody needs pitches")
         if pitch == REST and not tokens.rests:
             if events:  # the rest lengthens the note before it
                 events[-1] = Event(events[-1].pitch, events[-1].duration + dur)
@@ -154,7 +159,7 @@ def stream_events(
     return events, tonic, None if meta.metre is None else meta.metre.bar
 
 
-def parse_abc(text: str) -> music21.stream.Score | music21.stream.Opus:
+def parse_abc(text: str) -> music21.stream.Score | music21.stream.Part | music21.stream.Opus:
     """ABC text as music21 reads it under the ABC 2.1 accidental rule. A tie over a barline
     keeps its first note's accidental because `stream_events` merges tied notes into that one;
     a `%%propagate-accidentals` line in the text itself overrides the octave scope."""
@@ -252,7 +257,7 @@ def load_corpus(cfg: CorpusConfig, tokens: TokenConfig, *, progress: bool = True
             results, total=len(jobs), desc=f"parsing {cfg.name}", disable=not progress
         ):
             if status == "ok":
-                tunes.append(Tune.from_json(payload))  # type: ignore[arg-type]
+                tunes.append(Tune.from_json(payload))
             else:
                 skipped[status] += 1
                 log.debug("skipped (%s): %s", status, payload)

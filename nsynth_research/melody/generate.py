@@ -92,6 +92,8 @@ def resolve_model(client: MlflowClient, model: str) -> tuple[str, str]:
                 f"no registered model {model} in {client.tracking_uri}; run `make sweep "
                 "EXPERIMENT=experiments/melody.yaml` first or pass MODEL=<run id>"
             ) from None
+        if version.run_id is None:  # the project registers models only from runs
+            raise UserError(f"registered model {model} names no run; pass MODEL=<run id>")
         return version.run_id, model
     raise UserError(f"MODEL={model!r}: give a run id, runs:/<id>/model or models:/<name>@<alias>")
 

@@ -96,7 +96,7 @@ def parse_key(text: str) -> Key:
 
 def estimate_key(events: Sequence[Event]) -> Key:
     """Krumhansl-Schmuckler key of a melody's notes (music21), for primers without one."""
-    stream = music21.stream.Stream()
+    stream: music21.stream.Stream[music21.note.Note] = music21.stream.Stream()
     for e in events:
         if e.pitch != REST:
             stream.append(music21.note.Note(e.pitch, quarterLength=float(e.duration)))

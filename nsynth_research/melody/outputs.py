@@ -73,7 +73,10 @@ def write_outputs(
 
     def write(name: str, data: bytes | str) -> None:
         path = folder / name
-        (atomic_write_text if isinstance(data, str) else atomic_write_bytes)(path, data)
+        if isinstance(data, str):
+            atomic_write_text(path, data)
+        else:
+            atomic_write_bytes(path, data)
         files.append(path)
 
     head = list(primer.events)

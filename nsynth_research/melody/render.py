@@ -85,7 +85,7 @@ def render_wav(events: Sequence[Event], soundfont: Path | None = None) -> np.nda
 
     def render(seconds: float) -> None:
         block = np.zeros(round(seconds * SAMPLE_RATE), dtype=np.float32)
-        sf2.render(memoryview(block).cast("B"))
+        sf2.render(block.data.cast("B"))
         chunks.append(block)
 
     for e in events:

@@ -230,11 +230,11 @@ def continue_batch(
         logits = np.asarray(step(windows), dtype=np.float64)
         left = remaining[rows, None]
         allowed = (ticks > 0) & (ticks <= left) & fill[np.clip(left - ticks, 0, None)]
-        width = max(len(plans[r].constraints) for r in rows)
+        width = max(len(plans[int(r)].constraints) for r in rows)
         members = np.zeros((len(rows), width, len(vocab)), dtype=bool)
         shares = np.zeros((len(rows), width))
         for j, r in enumerate(rows):
-            plan = plans[r]
+            plan = plans[int(r)]
             at = (plan.position + elapsed[r]) % plan.bar
             for c, constraint in enumerate(plan.constraints):
                 members[j, c], shares[j, c] = constraint.at(at)

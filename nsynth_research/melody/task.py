@@ -33,7 +33,7 @@ def run_vocabulary(run_id: str) -> Vocabulary:
     return Vocabulary.from_json(text)
 
 
-class MelodyTask(Task):
+class MelodyTask(Task[MelodyConfig]):
     """Continue a monophonic melody one (pitch, duration) event at a time."""
 
     name = "melody"

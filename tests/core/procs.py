@@ -195,7 +195,10 @@ def check_invariants(opt, client: MlflowClient, n_trials: int) -> dict[str, int]
                 assert math.isclose(logged, value, rel_tol=1e-9), f"trial {t.number} {key}"
     # A completed test read is an evaluation run that logged test metrics.
     reads = [
-        r for r in runs if r.data.tags.get("role") == "evaluation" and r.info.status == "FINISHED"
+        r
+        for r in runs
+        if r.data.tags.get("role") == "evaluation"
+        and r.info.status == "FINISHED"
         and "test_accuracy" in r.data.metrics
     ]
     assert len(reads) <= 1, f"the test split was read {len(reads)} times"

@@ -167,8 +167,10 @@ def test_a_killed_worker_of_two_is_refilled_exactly(tiny_corpus: Path, tmp_path:
         url = f"sqlite:///{tmp_path / 'mlruns' / 'optuna.db'}"
         for t in optuna.load_study(study_name=study.name, storage=url).trials:
             owner = int(t.user_attrs.get("owner_pid", 0))
-            if t.state == TrialState.RUNNING and owner in pids and t.user_attrs.get(
-                "mlflow_run_id"
+            if (
+                t.state == TrialState.RUNNING
+                and owner in pids
+                and t.user_attrs.get("mlflow_run_id")
             ):
                 os.kill(owner, signal.SIGKILL)
                 victims.append(t.number)
@@ -248,7 +250,7 @@ def test_a_full_disk_mid_sweep_is_one_line_then_resumes(tiny_corpus: Path, tmp_p
     the parent closed FAILED; freed, the study resumes."""
     path = write_study(tmp_path, tiny_corpus, n_trials=1)
     full = (
-        "import errno, nsynth_research.instruments.task as task\n"
+        "import errno, nsynth_research.core.task as task\n"
         "def full(*a, **k):\n"
         "    raise OSError(errno.ENOSPC, 'No space left on device', '/store/model')\n"
         "task.log_keras_model = full"

@@ -83,7 +83,7 @@ def read_only(folder: Path) -> tuple[str, ...]:
     root, where permissions do not apply; file modes otherwise)."""
     probe = subprocess.run(["unshare", "--mount", "true"], capture_output=True)
     if shutil.which("unshare") and probe.returncode == 0:
-        mount = f"mount --bind -o ro {folder} {folder} && exec \"$0\" \"$@\""
+        mount = f'mount --bind -o ro {folder} {folder} && exec "$0" "$@"'
         return ("unshare", "--mount", "--propagation", "private", "sh", "-c", mount)
     for path in (folder, *folder.rglob("*")):
         path.chmod(path.stat().st_mode & ~0o222)

@@ -52,9 +52,7 @@ def write_study(tmp_path: Path, corpus: Path, final_fit: dict | None) -> Path:
 
 
 @pytest.mark.slow
-def test_the_test_read_scores_the_final_fit_on_all_notes(
-    tiny_corpus: Path, tmp_path: Path
-) -> None:
+def test_the_test_read_scores_the_final_fit_on_all_notes(tiny_corpus: Path, tmp_path: Path) -> None:
     everything = {"overrides": {"data.max_notes_per_instrument": None}}
     path = write_study(tmp_path, tiny_corpus, everything)
     study = load_study_config(path)

@@ -76,7 +76,7 @@ def dataset(x: np.ndarray, y: np.ndarray, batch: int, seed: int | None) -> tf.da
     return ds.batch(batch)
 
 
-class ToyTask(Task):
+class ToyTask(Task[ToyConfig]):
     """Which of three centres a point was drawn around."""
 
     name = "toy"

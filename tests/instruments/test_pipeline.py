@@ -225,8 +225,8 @@ def test_bad_file_mid_stream_names_its_path(small_notes: list[Note], tmp_path: P
 
 
 def test_a_corpus_mixing_wav_encodings_is_decoded_file_by_file(tmp_path: Path) -> None:
-    # The decoder used to be chosen from the first file alone: a 16-bit first file made every
-    # later 24-bit or float file fail in TensorFlow's decoder.
+    # Choosing the decoder from the first file alone would make every later 24-bit or float
+    # file fail in TensorFlow's decoder after a 16-bit first file.
     rng = np.random.default_rng(4)
     notes = []
     for i, subtype in enumerate(["PCM_16", "PCM_24", "FLOAT", "PCM_16", "PCM_24"]):

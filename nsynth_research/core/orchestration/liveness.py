@@ -132,9 +132,7 @@ def surplus(opt: optuna.Study, trial: optuna.Trial, n_trials: int) -> bool:
     Two workers that each see one free slot both create a trial; the later-numbered one finds
     the slot taken here and is failed unrun, so the study never finishes more than n_trials.
     """
-    earlier = [
-        t for t in opt.get_trials(deepcopy=False, states=HOLDING) if t.number < trial.number
-    ]
+    earlier = [t for t in opt.get_trials(deepcopy=False, states=HOLDING) if t.number < trial.number]
     return len(earlier) >= n_trials
 
 

@@ -15,6 +15,7 @@ import os
 import time
 from contextlib import AbstractContextManager
 from dataclasses import asdict
+from functools import partial
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -275,12 +276,10 @@ def _render(
                         log.debug("dropped clipped note %s (peak %.2f)", entry["note_str"], peak)
                         continue
                     pcm = np.round(audio * 32767).astype(np.int16)  # faster than libsndfile's
-                    atomic_save(
-                        final,
-                        lambda fh, pcm=pcm: sf.write(
-                            fh, pcm, SAMPLE_RATE, subtype="PCM_16", format="WAV"
-                        ),
+                    write_wav = partial(
+                        sf.write, data=pcm, samplerate=SAMPLE_RATE, subtype="PCM_16", format="WAV"
                     )
+                    atomic_save(final, write_wav)
                     rendered += 1
                 entries[inst.split][entry["note_str"]] = entry
 

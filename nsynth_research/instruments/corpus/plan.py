@@ -13,7 +13,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import re
-from collections.abc import Hashable
+from collections.abc import Hashable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -264,7 +264,9 @@ def plan_instruments(config: CorpusConfig) -> list[Instrument]:
             name = sf2.get_preset_name(index)
             samples = played.get((0, program), frozenset())
             found.append((path, library, program, index, name, family, samples))
-    keys = {i: [("library", item[1], item[2]), *item[6]] for i, item in enumerate(found)}
+    keys: dict[Hashable, Iterable[Hashable]] = {
+        i: [("library", item[1], item[2]), *item[6]] for i, item in enumerate(found)
+    }
     group_of = connected_groups(keys)
     families: dict[Hashable, list[str]] = {}
     for i, item in enumerate(found):

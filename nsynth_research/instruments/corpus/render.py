@@ -71,9 +71,9 @@ class Renderer:
         self.sf2.reset()
         self.sf2.set_output(self.mode, RENDER_RATE, 0.0)
         self.sf2.note_on(preset, pitch, velocity / 127.0)
-        self.sf2.render(memoryview(self.hold).cast("B"))
+        self.sf2.render(self.hold.data.cast("B"))
         self.sf2.note_off(preset, pitch)
-        self.sf2.render(memoryview(self.release).cast("B"))
+        self.sf2.render(self.release.data.cast("B"))
         # soxr (librosa's resampler) band-limits and decimates 3:1 in ~0.5 ms per note.
         audio = soxr.resample(
             np.concatenate([self.hold, self.release]), RENDER_RATE, SAMPLE_RATE, quality="HQ"

@@ -49,10 +49,10 @@ class CorpusSummary:
             lines.append(f"{family:<{width}} " + " ".join(f"{c:>7}" for c in counts))
         totals = [sum(self.notes.get(s, {}).values()) for s in SPLITS]
         lines.append(f"{'notes':<{width}} " + " ".join(f"{c:>7}" for c in totals))
-        for label, counts in (("presets", self.instruments), ("sample groups", self.groups)):
-            if counts:
+        for label, per_split in (("presets", self.instruments), ("sample groups", self.groups)):
+            if per_split:
                 lines.append(
-                    f"{label:<{width}} " + " ".join(f"{counts.get(s, 0):>7}" for s in SPLITS)
+                    f"{label:<{width}} " + " ".join(f"{per_split.get(s, 0):>7}" for s in SPLITS)
                 )
         dropped = f"dropped {self.dropped_silent} silent and {self.dropped_clipped} clipped notes"
         if self.rendered:
@@ -120,8 +120,8 @@ def assert_instrument_disjoint(root: Path | str) -> None:
                 seen.setdefault(group, set()).add(split)
             if "sample_group" in entry:
                 seen.setdefault(f"sample group {entry['sample_group']}", set()).add(split)
-    for name, split in shared_samples(root, notes).items():
-        seen.setdefault(f"sample {name}", set()).update(split)
+    for name, splits in shared_samples(root, notes).items():
+        seen.setdefault(f"sample {name}", set()).update(splits)
     leaks = sorted(
         f"{key} ({' and '.join(s for s in SPLITS if s in splits)})"
         for key, splits in seen.items()

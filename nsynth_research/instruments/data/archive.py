@@ -23,18 +23,22 @@ import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import astuple, fields
 from pathlib import Path
+from types import ModuleType
 
 from nsynth_research.core.errors import DataError
 from nsynth_research.core.files import atomic_write_bytes
 from nsynth_research.instruments.data.fingerprint import hash_cache_dir
 from nsynth_research.instruments.data.notes import ARCHIVE_SEP, Note
 
+_gzip: ModuleType
+# The ignore below: isal's stub declares `isal_zlib.error` an instance; it is the class.
+_InflateError: type[Exception]
 try:  # ISA-L's inflate; zlib's when the wheel is missing (same bytes, half the speed)
     from isal import igzip as _gzip
-    from isal.isal_zlib import error as _InflateError
+    from isal.isal_zlib import error as _InflateError  # type: ignore[assignment]
 except ImportError:  # pragma: no cover - isal is a dependency
-    _gzip = gzip  # type: ignore[assignment]
-    _InflateError = zlib.error  # type: ignore[assignment,misc]
+    _gzip = gzip
+    _InflateError = zlib.error
 
 log = logging.getLogger(__name__)
 

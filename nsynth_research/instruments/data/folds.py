@@ -54,9 +54,7 @@ def _check_libraries(notes: Sequence[Note], libraries: Sequence[str]) -> None:
         )
 
 
-def library_fold(
-    train: Sequence[Note], valid: Sequence[Note], libraries: Sequence[str]
-) -> Fold:
+def library_fold(train: Sequence[Note], valid: Sequence[Note], libraries: Sequence[str]) -> Fold:
     """Restrict training and in-library validation to `libraries`; the other libraries'
     sample-disjoint train/valid notes become the transfer set. No libraries: no fold."""
     if not libraries:

@@ -68,5 +68,3 @@ def missing_split(root: Path, split: str) -> DataError:
         "data.root at a real NSynth download (nsynth-{train,valid,test} folders or "
         ".jsonwav.tar.gz archives)."
     )
-
-

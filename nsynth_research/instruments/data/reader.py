@@ -15,7 +15,6 @@ Problems are reported per kind and all at once ("3 files at the wrong sample rat
 so fixing a download takes one round trip, not one per file.
 """
 
-
 from __future__ import annotations
 
 import json
@@ -305,5 +304,3 @@ def read_split(
     if limit is not None and limit < len(notes):
         notes = spread(notes, limit)
     return notes
-
-

@@ -37,7 +37,7 @@ def spread(notes: Sequence[Note], limit: int) -> list[Note]:
             room = [f for f in families if quota[f] < len(by_family[f])]
             pick = max(room, key=lambda f: limit * len(by_family[f]) / total - quota[f])
             quota[pick] += 1
-    chosen = []
+    chosen: list[Note] = []
     for family, members in by_family.items():
         q = quota[family]
         chosen.extend(members[int((i + 0.5) * len(members) / q)] for i in range(q))

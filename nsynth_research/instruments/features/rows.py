@@ -120,7 +120,8 @@ class RowAppender:
     """Writes rows in arrival order; `commit` makes them durable, then names them."""
 
     def __init__(self, rows: RowFile, data) -> None:
-        self._rows, self._data, self._pending = rows, data, []
+        self._rows, self._data = rows, data
+        self._pending: list[str] = []
 
     def add(self, features: np.ndarray, names: list[str]) -> None:
         """`features` [n, frames, bins] for the notes `names`, stored in the cache dtype."""
@@ -222,7 +223,7 @@ def _aligned(owner: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
 
 def mapping_of(rows: np.ndarray) -> mmap.mmap | None:
     """The memory map under `rows` (through numpy views and the buffer's memoryview)."""
-    base = rows
+    base: object = rows
     while isinstance(base, np.ndarray | memoryview):
         base = base.base if isinstance(base, np.ndarray) else base.obj
     return base if isinstance(base, mmap.mmap) else None

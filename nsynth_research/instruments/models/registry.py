@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from functools import reduce
 from operator import or_
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, TypeAlias
 
 from pydantic import (
     Discriminator,
@@ -62,8 +62,12 @@ def _as_written(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
 
 
 #: The `model:` section: the architecture `arch` names, validated as that one.
-ModelSection = Annotated[
-    reduce(or_, ARCHITECTURES.values()),
-    Discriminator("arch"),
-    WrapValidator(_as_written),
-]
+if TYPE_CHECKING:
+    # mypy cannot read a union built at runtime; every member is an Architecture.
+    ModelSection: TypeAlias = Architecture
+else:
+    ModelSection = Annotated[
+        reduce(or_, ARCHITECTURES.values()),
+        Discriminator("arch"),
+        WrapValidator(_as_written),
+    ]
