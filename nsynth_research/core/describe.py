@@ -59,10 +59,11 @@ def log_dataset(
     rows: int,
     source: str,
     tags: dict[str, str] | None = None,
+    unit: str = "notes",
 ) -> None:
     """Log one dataset the active run read, e.g. ("points/train", <content digest>,
     "training", 2412, "/data/points/train"); `context` is its role, `tags` say more
-    (where the data came from, what the figure on it means)."""
+    (where the data came from, what the figure on it means), `unit` what a row is."""
     import mlflow
     from mlflow.data.meta_dataset import MetaDataset
 
@@ -73,10 +74,11 @@ def log_dataset(
     dataset = MetaDataset(  # type: ignore[abstract]
         LocalArtifactDatasetSource(source), name=name, digest=digest[:DIGEST_LENGTH]
     )
-    # The note count travels as an input tag: MLflow shows a MetaDataset's profile as empty.
+    # The row count travels as an input tag: MLflow shows a MetaDataset's profile as empty.
     for attempt in range(3):
         try:
-            mlflow.log_input(dataset, context=context, tags={"notes": str(rows), **(tags or {})})
+            counted = {unit: str(rows), "unit": unit, **(tags or {})}
+            mlflow.log_input(dataset, context=context, tags=counted)
             return
         except mlflow.exceptions.MlflowException as exc:
             # Machines logging one new dataset at once race to insert its row: one wins, and
@@ -98,7 +100,8 @@ def datasets_note(run: mlflow.entities.Run) -> str:
     parts = []
     for item in run.inputs.dataset_inputs if run.inputs else []:
         tags = {t.key: t.value for t in item.tags}
-        count = f" ({tags['notes']} notes)" if "notes" in tags else ""
+        unit = tags.get("unit", "notes")
+        count = f" ({tags[unit]} {unit})" if unit in tags else ""
         parts.append(f"{item.dataset.name} {item.dataset.digest}{count}")
     return ", ".join(parts)
 

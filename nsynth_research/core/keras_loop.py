@@ -91,6 +91,16 @@ def target_accuracy(y_true: tf.Tensor, y_pred: tf.Tensor) -> tf.Tensor:
     return tf.cast(tf.equal(target, tf.argmax(y_pred, axis=-1)), tf.float32)
 
 
+def loss_scaled(model: keras.Model, opt: keras.optimizers.Optimizer) -> keras.optimizers.Optimizer:
+    """Wrap `opt` in dynamic loss scaling when any layer computes in float16.
+
+    Precision is set per layer, so the model's own policy stays float32 and Keras' `compile`
+    does not add loss scaling by itself; without it small float16 gradients round to zero."""
+    if any(layer.dtype_policy.name == "mixed_float16" for layer in model.layers):
+        return keras.optimizers.LossScaleOptimizer(opt)
+    return opt
+
+
 class _TrainTimer(keras.callbacks.Callback):
     """Times the training phase of each epoch apart from validation, for honest rates."""
 
@@ -191,7 +201,7 @@ def fit_classifier(
     pass), so a pruner can drop a poor trial after a fraction of the data; it is a second
     `fit` call, with early stopping carried across and epochs numbered on."""
     model.compile(
-        optimizer=build_optimizer(optimizer, steps_per_epoch, training.epochs),
+        optimizer=loss_scaled(model, build_optimizer(optimizer, steps_per_epoch, training.epochs)),
         loss=SoftmaxCrossEntropy(training.label_smoothing),
         metrics=[keras.metrics.MeanMetricWrapper(target_accuracy, name="accuracy")],
     )

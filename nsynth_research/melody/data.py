@@ -143,6 +143,14 @@ class MelodyData:
             self._encoded[split, length] = encode_split(self.splits[split], self.vocab, length)
         return self._encoded[split, length]
 
+    def split_digest(self, name: str) -> str:
+        """Content digest of one split's tunes (ids and events): its Dataset's digest."""
+        h = hashlib.sha256()
+        for tune in self.splits[name]:
+            h.update(tune.id.encode())
+            h.update(repr(tune.events).encode())
+        return h.hexdigest()[:16]
+
     @property
     def fingerprint(self) -> str:
         """Identity of the train/valid data a result depends on: tune ids, events, vocab."""

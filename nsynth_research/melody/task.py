@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 import mlflow
 from mlflow.exceptions import MlflowException
 
+from nsynth_research.core.describe import log_dataset
 from nsynth_research.core.errors import UserError
 from nsynth_research.core.task import FitResult, LoggedModel, Objective, SplitReport, Task
 from nsynth_research.melody.config import MelodyConfig
@@ -79,6 +80,19 @@ class MelodyTask(Task[MelodyConfig]):
     def log_inputs(self, config: MelodyConfig, data: MelodyData) -> dict[str, str]:
         """The vocabulary, corpus counts and the validation n-gram baselines of this data."""
         mlflow.log_text(data.vocab.to_json(), VOCAB_ARTIFACT)
+        # The run table's Dataset column: which tunes, by content digest, in which role.
+        source = f"music21 corpus {config.corpus.name}" + (
+            f" ({', '.join(config.corpus.files)})" if config.corpus.files else ""
+        )
+        for split, role in (("train", "training"), ("valid", "validation")):
+            log_dataset(
+                f"{config.corpus.name}/{split}",
+                data.split_digest(split),
+                role,
+                len(data.splits[split]),
+                source,
+                unit="tunes",
+            )
         if data.fingerprint not in self._ngram_valid:
             scores = ngram_scores(data.splits["train"], data.splits["valid"], data.vocab)
             self._ngram_valid[data.fingerprint] = ngram_metrics(scores, "val")

@@ -9,7 +9,12 @@ import pytest
 import tensorflow as tf
 
 from nsynth_research.core.config import OptimizerConfig, TrainingConfig
-from nsynth_research.core.keras_loop import KerasFit, epoch_equivalents, fit_classifier
+from nsynth_research.core.keras_loop import (
+    KerasFit,
+    epoch_equivalents,
+    fit_classifier,
+    loss_scaled,
+)
 
 BATCHES, BATCH = 8, 4
 
@@ -127,3 +132,14 @@ def test_an_all_subset_run_still_restores_its_best_epoch() -> None:
     assert result.epochs_run == 3 and result.best_epoch == 0
     for restored, kept in zip(net.get_weights(), worsen.weights[0], strict=True):
         np.testing.assert_array_equal(restored, kept)
+
+
+@pytest.mark.parametrize("precision", ["float32", "mixed_bfloat16", "mixed_float16"])
+def test_float16_layers_get_loss_scaling_and_others_do_not(precision: str) -> None:
+    inputs = keras.Input(shape=(5,))
+    hidden = keras.layers.Dense(4, dtype=precision)(inputs)
+    model = keras.Model(inputs, keras.layers.Dense(2, dtype="float32")(hidden))
+    opt = keras.optimizers.Adam(1e-3)
+    scaled = loss_scaled(model, opt)
+    assert isinstance(scaled, keras.optimizers.LossScaleOptimizer) == (precision == "mixed_float16")
+    assert scaled.learning_rate == opt.learning_rate  # what the run logs reads through it

@@ -38,6 +38,26 @@ def test_run_logs_melody_metrics_vocab_and_baselines(melody_run):
     assert mlflow.artifacts.load_text(f"runs:/{run_id}/vocab.json")
 
 
+def test_run_logs_its_tunes_as_datasets_its_description_quotes(melody_run):
+    from nsynth_research.melody.data import melody_splits
+
+    config, run_id = melody_run
+    run = open_store(config.tracking).get_run(run_id)
+    data = melody_splits(config, progress=False)
+    logged = {
+        d.dataset.name: (d.dataset.digest, {t.key: t.value for t in d.tags})
+        for d in run.inputs.dataset_inputs
+    }
+    assert set(logged) == {"essen/train", "essen/valid"}
+    for split in ("train", "valid"):
+        digest, tags = logged[f"essen/{split}"]
+        assert digest == data.split_digest(split)
+        assert tags["tunes"] == str(len(data.splits[split])) and tags["unit"] == "tunes"
+        count = len(data.splits[split])
+        assert f"essen/{split} {digest} ({count} tunes)" in run.data.tags["mlflow.note.content"]
+    assert data.split_digest("train") != data.split_digest("valid")
+
+
 def test_reproduce_gives_the_identical_validation_loss(melody_run):
     config, run_id = melody_run
     result = reproduce(task_for, run_id, config.tracking, announce=lambda _: None)
