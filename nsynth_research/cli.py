@@ -11,11 +11,9 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import signal
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 from nsynth_research.commands import (
@@ -35,23 +33,9 @@ from nsynth_research.commands import (
     cmd_ui,
 )
 from nsynth_research.core.errors import MachineError, UserError
+from nsynth_research.core.interrupts import STOPS, Terminated
 from nsynth_research.core.orchestration import machine_failure, quiet_machine_failures
 from nsynth_research.core.study_config import champion_uri
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised like Ctrl-C so every open run and trial is closed on the way out."""
-
-
-def _interrupt_on_sigterm() -> None:
-    """Turn SIGTERM into an exception so a killed run is closed, not left RUNNING."""
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        # One is enough: a second SIGTERM must not cut the clean-up of the first short.
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        raise Terminated("SIGTERM")
-
-    signal.signal(signal.SIGTERM, handler)
 
 
 def model_arg(p: argparse.ArgumentParser, champion: str) -> None:
@@ -225,10 +209,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     quiet_machine_failures()
-    _interrupt_on_sigterm()
+    STOPS.install()
     func: Callable[[argparse.Namespace], int] = args.func
     try:
-        return func(args)
+        try:
+            return func(args)
+        except Exception as exc:
+            stop = STOPS.surfaced(exc)
+            if stop is not exc:
+                raise stop from exc
+            raise
     except (UserError, MachineError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

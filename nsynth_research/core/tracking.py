@@ -29,6 +29,7 @@ from nsynth_research.core.config import TrackingConfig
 from nsynth_research.core.environment import environment_tags
 from nsynth_research.core.errors import MachineError, UserError
 from nsynth_research.core.files import create_atomically, disk_full
+from nsynth_research.core.interrupts import STOPS
 from nsynth_research.core.orchestration import (
     STATE_TAG,
     TRACKING_ENV,
@@ -184,7 +185,8 @@ def tracked_run(
         yield run
         client.set_tag(run.info.run_id, STATE_TAG, final_state)
         mlflow.end_run()
-    except BaseException as exc:
+    except BaseException as raised:
+        exc = STOPS.surfaced(raised)
         if pruned and isinstance(exc, pruned):
             state, status = "PRUNED", RunStatus.KILLED
         elif isinstance(exc, KeyboardInterrupt | SystemExit):
@@ -205,6 +207,8 @@ def tracked_run(
             failure = machine_failure(exc)
         if failure:
             raise MachineError(f"{failure} (run {run.info.run_id} {then})") from exc
+        if exc is not raised:
+            raise exc from raised
         raise
 
 

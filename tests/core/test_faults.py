@@ -238,7 +238,8 @@ def test_the_workers_of_a_killed_sweep_stop_with_it(tiny_corpus: Path, tmp_path:
     assert not alive, f"workers still running: {[w.pid for w in alive]}"
     client = open_store(TrackingConfig(store=tmp_path / "mlruns"))
     worker_runs = [r for r in study_runs(client) if r.data.tags.get("worker") == "1"]
-    assert [r.data.tags["state"] for r in worker_runs] == ["INTERRUPTED"], worker_runs
+    states = [(r.data.tags["state"], r.data.tags.get("error", "")) for r in worker_runs]
+    assert [s for s, _ in states] == ["INTERRUPTED"], f"{states}\n{run.text}"
     resumed = start(sweep(path, "--no-evaluate"))
     assert resumed.wait() == 0, resumed.text
     _, opt, client = opened(path)
