@@ -48,6 +48,7 @@ def run() -> dict:
         test_s, test_rc = timed([*env_cmd, "test"], clone, Path(tmp) / "test.log")
         test_lines = (Path(tmp) / "test.log").read_text(errors="replace").splitlines()
         passed = next((line for line in reversed(test_lines) if " passed" in line), "")
+        failed = [line for line in test_lines if line.startswith(("FAILED ", "ERROR "))]
     load_after = os.getloadavg()
     headers = ["command", "wall", "exit code"]
     rows = [
@@ -55,7 +56,7 @@ def run() -> dict:
         [f"make test ({passed.strip('= ')})", _minutes(test_s), test_rc],
     ]
     print(table(headers, rows))
-    print("\n".join(summary))
+    print("\n".join(summary + failed))
     save(
         "setup",
         {
@@ -69,6 +70,7 @@ def run() -> dict:
             "test_seconds": test_s,
             "test_exit": test_rc,
             "tests": passed,
+            "failed_tests": failed,
         },
         tables={"commands": (headers, rows)},
     )
