@@ -26,27 +26,28 @@ def tiny_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-@pytest.fixture(scope="session")
-def tiny_run(tiny_corpus: Path, tmp_path_factory: pytest.TempPathFactory):
-    """(config, run id) of one small tracked training run on the tiny corpus, shared read-only."""
+def train_tiny(corpus: Path, store: Path, *overrides: str):
+    """(config, tracked run) of one small instrument training run on `corpus` into `store`."""
     from nsynth_research.core.runs import tracked_training
     from nsynth_research.instruments.config import load_config
     from nsynth_research.instruments.task import InstrumentTask
 
-    store = tmp_path_factory.mktemp("store") / "mlruns"
-    config = load_config(
-        None,
-        [
-            f"data.root={tiny_corpus}",
-            f"tracking.store={store}",
-            "tracking.experiment=shared",
-            "model.filters=[16,16,32]",
-            "model.dense=[32,32]",
-            "training.epochs=2",
-            "optimizer.name=adam",
-            "optimizer.learning_rate=0.001",
-        ],
-    )
+    config = load_config(None, [f"data.root={corpus}", f"tracking.store={store}", *overrides])
     task = InstrumentTask()
-    tracked = tracked_training(task, config, task.prepare(config, progress=False), verbose=0)
+    return config, tracked_training(task, config, task.prepare(config, progress=False), verbose=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tiny_corpus: Path, tmp_path_factory: pytest.TempPathFactory):
+    """(config, run id) of one small tracked training run on the tiny corpus, shared read-only."""
+    config, tracked = train_tiny(
+        tiny_corpus,
+        tmp_path_factory.mktemp("store") / "mlruns",
+        "tracking.experiment=shared",
+        "model.filters=[16,16,32]",
+        "model.dense=[32,32]",
+        "training.epochs=2",
+        "optimizer.name=adam",
+        "optimizer.learning_rate=0.001",
+    )
     return config, tracked.run_id

@@ -145,17 +145,15 @@ class MelodyData:
 
     def split_digest(self, name: str) -> str:
         """Content digest of one split's tunes (ids and events): its Dataset's digest."""
-        h = hashlib.sha256()
-        for tune in self.splits[name]:
-            h.update(tune.id.encode())
-            h.update(repr(tune.events).encode())
-        return h.hexdigest()[:16]
+        return self._digest(hashlib.sha256(), (name,))
 
     @property
     def fingerprint(self) -> str:
         """Identity of the train/valid data a result depends on: tune ids, events, vocab."""
-        h = hashlib.sha256(self.vocab.to_json().encode())
-        for name in ("train", "valid"):
+        return self._digest(hashlib.sha256(self.vocab.to_json().encode()), ("train", "valid"))
+
+    def _digest(self, h: hashlib._Hash, splits: tuple[str, ...]) -> str:
+        for name in splits:
             for tune in self.splits[name]:
                 h.update(tune.id.encode())
                 h.update(repr(tune.events).encode())

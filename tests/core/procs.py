@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy
 import yaml
@@ -209,3 +210,29 @@ def check_invariants(opt, client: MlflowClient, n_trials: int) -> dict[str, int]
         "trial_runs": len(trial_runs),
         "test_reads": len(reads),
     }
+
+
+def race_claims(url: str, study: str, racers: int = 6) -> tuple[list[Any], list[int]]:
+    """`racers` threads, each with its own storage connection as separate machines would
+    have, claim the test read of `study` at the same instant: (claims won, racers lost)."""
+    from nsynth_research.core.orchestration import ClaimLost, claim_test_read
+    from nsynth_research.core.storage import open_storage
+
+    start_line = threading.Barrier(racers)
+    won: list[Any] = []
+    lost: list[int] = []
+
+    def claim(i: int) -> None:
+        storage = open_storage(url)
+        start_line.wait()
+        try:
+            won.append(claim_test_read(storage, study, f"run-{i}", force=False))
+        except ClaimLost:
+            lost.append(i)
+
+    threads = [threading.Thread(target=claim, args=(i,)) for i in range(racers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return won, lost

@@ -17,7 +17,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.request
 from collections import Counter
@@ -31,9 +30,9 @@ import sqlalchemy
 import yaml
 from mlflow.tracking import MlflowClient
 
-from nsynth_research.core.orchestration import ClaimLost, claim_test_read, claimed_reads
+from nsynth_research.core.orchestration import claimed_reads
 from nsynth_research.core.storage import open_storage
-from tests.core.procs import REPO, check_invariants, start, study_runs, write_study
+from tests.core.procs import REPO, check_invariants, race_claims, start, study_runs, write_study
 
 pytestmark = pytest.mark.slow
 PASSWORD = "lab-s3cret"
@@ -159,22 +158,7 @@ def test_two_machines_one_study_with_a_kill(
 
 def test_claims_are_atomic_on_postgresql_and_not_studies(postgres: dict[str, str]) -> None:
     racers = 6
-    start_line = threading.Barrier(racers)
-    won, lost = [], []
-
-    def claim(i: int) -> None:
-        storage = open_storage(postgres["optuna"])  # its own connection, as another machine
-        start_line.wait()
-        try:
-            won.append(claim_test_read(storage, "race", f"run-{i}", force=False))
-        except ClaimLost:
-            lost.append(i)
-
-    threads = [threading.Thread(target=claim, args=(i,)) for i in range(racers)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    won, lost = race_claims(postgres["optuna"], "race", racers)
     assert len(won) == 1 and len(lost) == racers - 1
     storage = open_storage(postgres["optuna"])
     assert [r.run_id for r in claimed_reads(storage, "race")] == [won[0].run_id]

@@ -6,7 +6,6 @@ older stores still count, a bare one included."""
 from __future__ import annotations
 
 import subprocess
-import threading
 from pathlib import Path
 
 import mlflow
@@ -42,6 +41,7 @@ from nsynth_research.core.tracking import experiment_id, open_store
 from nsynth_research.core.trial import STUDY_TAG
 from nsynth_research.instruments.config import InstrumentConfig
 from nsynth_research.instruments.task import STATS_ARTIFACT, InstrumentTask
+from tests.core.procs import race_claims
 
 REPO = Path(__file__).resolve().parents[2]
 TASK = InstrumentTask()
@@ -51,22 +51,7 @@ def test_two_claims_at_once_exactly_one_wins(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'optuna.db'}"
     open_storage(url)  # tables exist before the race, as after any sweep
     racers = 6
-    start = threading.Barrier(racers)
-    won, lost = [], []
-
-    def claim(i: int) -> None:
-        storage = open_storage(url)  # each its own connection, as separate machines
-        start.wait()
-        try:
-            won.append(claim_test_read(storage, "s", f"run-{i}", force=False))
-        except ClaimLost:
-            lost.append(i)
-
-    threads = [threading.Thread(target=claim, args=(i,)) for i in range(racers)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    won, lost = race_claims(url, "s", racers)
     assert len(won) == 1 and len(lost) == racers - 1
     storage = open_storage(url)
     assert [r.run_id for r in claimed_reads(storage, "s")] == [won[0].run_id]

@@ -10,28 +10,22 @@ import mlflow
 import numpy as np
 import pytest
 
+from tests.conftest import train_tiny
+
 pytestmark = pytest.mark.slow
 
 
 def test_a_mixed_float16_run_trains_logs_and_loads(tiny_corpus: Path, tmp_path: Path) -> None:
-    from nsynth_research.core.runs import tracked_training
     from nsynth_research.core.tracking import open_store
-    from nsynth_research.instruments.config import load_config
-    from nsynth_research.instruments.task import InstrumentTask
 
-    config = load_config(
-        None,
-        [
-            f"data.root={tiny_corpus}",
-            f"tracking.store={tmp_path / 'mlruns'}",
-            "model.filters=[8,8]",
-            "model.dense=[16]",
-            "training.epochs=1",
-            "training.precision=mixed_float16",
-        ],
+    config, tracked = train_tiny(
+        tiny_corpus,
+        tmp_path / "mlruns",
+        "model.filters=[8,8]",
+        "model.dense=[16]",
+        "training.epochs=1",
+        "training.precision=mixed_float16",
     )
-    task = InstrumentTask()
-    tracked = tracked_training(task, config, task.prepare(config, progress=False), verbose=0)
     assert isinstance(tracked.result.model.optimizer, keras.optimizers.LossScaleOptimizer)
     assert np.isfinite(tracked.result.history["loss"]).all()
 
