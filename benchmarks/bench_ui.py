@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -22,7 +21,7 @@ import urllib.request
 from pathlib import Path
 
 from benchmarks.common import DATA_ROOT, interleaved, markdown, save, table
-from nsynth_research.serve import HOST, free_port
+from nsynth_research.serve import HOST, free_port, stop_group
 
 STORE = Path("mlruns")
 #: A training job that outlasts the rounds: the baseline on part of the default corpus.
@@ -55,12 +54,7 @@ def _first_answer(cmd: list[str], port: int, env: dict[str, str]) -> float:
                 time.sleep(0.05)
         raise RuntimeError(f"{cmd[:4]} did not answer in {TIMEOUT:.0f} s")
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        stop_group(proc, grace=20)
 
 
 def run() -> dict:

@@ -229,9 +229,15 @@ def serve(cmd: list[str], what: str, url: str, port: int, env: dict[str, str] | 
         for s, handler in previous.items():
             signal.signal(s, handler)
         if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+            stop_group(proc, grace=10)
+
+
+def stop_group(proc: subprocess.Popen, grace: float) -> None:
+    """SIGTERM the process group `proc` leads (a server and the workers it started), then
+    SIGKILL it if it has not ended within `grace` seconds."""
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
