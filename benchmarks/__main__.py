@@ -1,16 +1,18 @@
 """`make bench`: run the benchmarks (all, or those named) and print their tables.
 
     python -m benchmarks [pipeline] [features] [parity] [accuracy] [search] [curves]
-        [pruning] [scale] [step] [generalisation] [gpu] [melody] [dream] [large] [ui] [setup]
+        [pruning] [scale] [step] [generalisation] [gpu] [melody] [dream] [large]
+        [pipeline_large] [ui] [setup]
 
 accuracy and generalisation need a finished default study (`make sweep`); the others need
 the default corpus (`make data`); pruning replays the learning curves that curves records
 (or, without them, search's), so run curves first; gpu measures the accelerator Keras sees
 (a dry run without one); melody needs a finished melody study (`make sweep
 EXPERIMENT=experiments/melody.yaml`); dream needs the default study's champion and
-logs one dream run into ./mlruns; large and setup run only when named (large renders its own
-50k+ note corpus under NSYNTH_LARGE_DIR: hours on 2 cores, ~40 GB; setup clones HEAD and
-times the README's two commands there). Results are written under benchmarks/results/.
+logs one dream run into ./mlruns; large, pipeline_large and setup run only when named (large
+renders its own 50k+ note corpus under NSYNTH_LARGE_DIR: hours on 2 cores, ~40 GB;
+pipeline_large writes an 11 GB rows file under the data root for a few minutes; setup clones
+HEAD and times the README's two commands there). Results are written under benchmarks/results/.
 """
 
 from __future__ import annotations
@@ -37,13 +39,14 @@ BENCHES = (
     "melody",
     "dream",
     "large",
+    "pipeline_large",
     "setup",
     "ui",
 )
 
 
-#: Run only when named: each takes longer than the rest together (see the docstring).
-ON_REQUEST = ("large", "setup")
+#: Run only when named: hours, or many gigabytes of disk (see the docstring).
+ON_REQUEST = ("large", "pipeline_large", "setup")
 
 
 def main(names: list[str]) -> int:

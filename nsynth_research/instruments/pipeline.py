@@ -13,6 +13,7 @@ import numpy as np
 import tensorflow as tf
 
 from nsynth_research.core.errors import DataError
+from nsynth_research.core.keras_loop import without_autotuning
 from nsynth_research.instruments.augment import augmented
 from nsynth_research.instruments.config import AugmentConfig, FeatureConfig
 from nsynth_research.instruments.data.audio_dataset import checked_notes
@@ -22,8 +23,8 @@ from nsynth_research.instruments.features.rows import Normalisation
 from nsynth_research.instruments.features.stats import FeatureStats
 
 #: Batches the cached pipeline keeps ready: one being trained on, one waiting, one being
-#: gathered. Fixed, not tf.data.AUTOTUNE: autotuning would add a tuning thread and deeper
-#: buffers on two cores, for a loader that already runs at several times the step's rate.
+#: gathered. Fixed: tf.data's autotuning is off (`without_autotuning`), and the loader already
+#: runs at several times the step's rate.
 CACHED_PREFETCH = 2
 
 
@@ -51,6 +52,7 @@ def make_dataset(
     so the batches are identical and only cheaper: gathered and normalised in place in one
     thread, with fixed prefetching (docs/performance.md, "Input pipeline", says why). On the
     computed and augmented paths normalisation uses the train statistics as graph constants.
+    Every path runs without tf.data's autotuning (`without_autotuning` says why).
     """
     if batch_size < 1:
         raise DataError(f"batch size must be at least 1, got {batch_size}")
@@ -75,9 +77,7 @@ def make_dataset(
             drop_remainder=drop_remainder,
             normalise=normalisation(stats, cfg.norm_eps),
         )
-        options = tf.data.Options()
-        options.autotune.enabled = False
-        return ds.apply(known).prefetch(CACHED_PREFETCH).with_options(options)
+        return without_autotuning(ds.apply(known).prefetch(CACHED_PREFETCH))
     norm = stats.normaliser(cfg.norm_eps)
 
     def normalise(features: tf.Tensor, label: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
@@ -98,7 +98,7 @@ def make_dataset(
         ds = augmented(ds, augment, norm, seed)
     else:
         ds = ds.map(normalise, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    return ds.prefetch(tf.data.AUTOTUNE)
+    return without_autotuning(ds.prefetch(CACHED_PREFETCH))
 
 
 def normalisation(stats: FeatureStats, eps: float) -> Normalisation:

@@ -80,6 +80,24 @@ def test_float16_cache_reads_back_the_features_rounded(tiny_corpus: Path, tmp_pa
     np.testing.assert_allclose(read, exact, rtol=2**-10, atol=1e-6)
 
 
+def test_a_float16_cache_normalises_like_the_graph_on_its_rounded_rows(
+    tiny_corpus: Path, tmp_path: Path
+) -> None:
+    cfg = FeatureConfig()
+    notes = read_split(tiny_corpus, "train")[:5]
+    half = ensure_cached(notes, cfg, tmp_path / "f16", progress=False, dtype="float16")
+    rng = np.random.default_rng(0)
+    mean = rng.uniform(0, 5, (cfg.frames, cfg.bins)).astype(np.float32)
+    denom = rng.uniform(0.5, 2, (cfg.frames, cfg.bins)).astype(np.float32)
+    batches = half.batches(notes, batch_size=2, shuffle=False, seed=0, normalise=(mean, denom))
+    assert batches.element_spec[0].shape.as_list() == [None, cfg.frames, cfg.bins, 1]
+    read = np.concatenate([x.numpy() for x, _ in batches])
+    stored = half.store.mapped()[[half.rows[n.note_str] for n in notes]]
+    expected = (stored.astype(np.float32) - mean) / denom
+    assert read.dtype == np.float32
+    np.testing.assert_allclose(read[..., 0], expected, rtol=1e-6, atol=1e-6)
+
+
 def test_auto_cache_picks_by_free_disk(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     cfg = FeatureConfig()
     per_note = cfg.frames * cfg.bins * 4

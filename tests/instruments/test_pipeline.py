@@ -14,7 +14,12 @@ import soundfile as sf
 import tensorflow as tf
 
 from nsynth_research.core.errors import DataError
-from nsynth_research.instruments.config import NUM_SAMPLES, SAMPLE_RATE, FeatureConfig
+from nsynth_research.instruments.config import (
+    NUM_SAMPLES,
+    SAMPLE_RATE,
+    AugmentConfig,
+    FeatureConfig,
+)
 from nsynth_research.instruments.data.audio import load_audio
 from nsynth_research.instruments.data.audio_dataset import make_audio_dataset
 from nsynth_research.instruments.data.notes import Note
@@ -272,3 +277,9 @@ def test_cached_features_give_identical_batches(real_notes: list[Note], tmp_path
         real_notes, stats, CFG, cache=cache, batch_size=5, shuffle=True, seed=3, drop_remainder=True
     )
     assert dropped.cardinality().numpy() == 2 == len(list(dropped))
+    augmented = make_dataset(
+        real_notes, stats, CFG, batch_size=5, shuffle=True, seed=3, augment=AugmentConfig(gain_db=3)
+    )
+    # An autotuned pipeline ran some epochs' steps on one core of two (docs/performance.md).
+    for ds in (plain, cached, dropped, augmented):
+        assert ds.options().autotune.enabled is False
