@@ -151,12 +151,24 @@ def test_the_server_does_not_outlive_its_launcher(how: signal.Signals) -> None:
                 os.kill(pid, signal.SIGKILL)
 
 
+def hangups_heard() -> None:
+    """A terminal's hang-up ends the command, as it does in a shell; a suite started under
+    `nohup` would otherwise hand its SIGHUP-ignoring disposition down to the command."""
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize("how", [signal.SIGHUP, signal.SIGKILL])
 def test_the_mlflow_ui_dies_with_its_command(tmp_path: Path, how: signal.Signals) -> None:
     """The real `ui` command: the port answers, then is free once the command is gone."""
     port = free_port()
     cmd = [sys.executable, "-m", "nsynth_research", "ui", "--store", str(tmp_path / "mlruns")]
-    ui = subprocess.Popen([*cmd, "--port", str(port)], cwd=REPO, stdout=subprocess.PIPE, text=True)
+    ui = subprocess.Popen(
+        [*cmd, "--port", str(port)],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        text=True,
+        preexec_fn=hangups_heard,
+    )
     try:
         line = ui.stdout.readline()  # type: ignore[union-attr]
         assert line.startswith("MLflow UI at http://127.0.0.1:"), line

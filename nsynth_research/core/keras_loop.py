@@ -25,11 +25,11 @@ def seed_everything(seed: int, deterministic: bool) -> None:
 
 
 def without_autotuning(dataset: tf.data.Dataset) -> tf.data.Dataset:
-    """`dataset` with tf.data's autotuning off. On two cores, an epoch read through an
-    autotuned pipeline ran the training step on one core about every other time (half the
-    speed, the same CPU seconds), in-memory tensors included; with autotuning off, no epoch
-    did (docs/performance.md, "Slow rounds: tf.data autotuning"). Maps asked to run
-    AUTOTUNE calls in parallel then keep tf.data's default width instead of a tuned one."""
+    """`dataset` with tf.data's autotuning off. On two cores, many epochs read through an
+    autotuned pipeline ran the training step on one core (half the speed, the same CPU
+    seconds), in-memory tensors included; with autotuning off, almost none did
+    (docs/performance.md, "Slow epochs: tf.data autotuning" counts them). Maps asked to run AUTOTUNE
+    calls in parallel then keep tf.data's default width instead of a tuned one."""
     options = tf.data.Options()
     options.autotune.enabled = False
     return dataset.with_options(options)

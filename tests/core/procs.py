@@ -93,6 +93,15 @@ class Run:
 PATCHED = "import sys\n{patch}\nfrom nsynth_research.cli import main\nraise SystemExit(main())"
 
 
+#: A shorter heartbeat grace for a command that must reap a trial whose owner it cannot check
+#: (a hung or killed process that never tagged itself): the reaping is what is tested, not
+#: how long the production grace (a minute) waits.
+SHORT_GRACE = """
+import nsynth_research.core.storage as storage
+storage.HEARTBEAT, storage.GRACE = 1, 4
+"""
+
+
 def start(
     args: list[str],
     cwd: Path = REPO,

@@ -27,6 +27,7 @@ from nsynth_research.core.tracking import open_store
 from nsynth_research.instruments.config import InstrumentConfig
 from tests.core.procs import (
     REPO,
+    SHORT_GRACE,
     check_invariants,
     one_error_line,
     start,
@@ -240,8 +241,9 @@ def test_the_workers_of_a_killed_sweep_stop_with_it(tiny_corpus: Path, tmp_path:
     worker_runs = [r for r in study_runs(client) if r.data.tags.get("worker") == "1"]
     states = [(r.data.tags["state"], r.data.tags.get("error", "")) for r in worker_runs]
     assert [s for s, _ in states] == ["INTERRUPTED"], f"{states}\n{run.text}"
-    resumed = start(sweep(path, "--no-evaluate"))
+    resumed = start(sweep(path, "--no-evaluate"), patch=SHORT_GRACE)
     assert resumed.wait() == 0, resumed.text
+    assert "trial 0 was left RUNNING by a dead worker" in resumed.text
     _, opt, client = opened(path)
     check_invariants(opt, client, n_trials=2)
 

@@ -236,7 +236,8 @@ def test_default_corpus_shares_no_sample_across_splits() -> None:
     plan = plan_instruments(CorpusConfig(size="default", seed=0))
     assert all(len(splits) == 1 for splits in sample_splits(plan).values())
     # The same, from the SoundFont's own sample tables rather than the plan's record of them.
-    played = {i: preset_samples(i.soundfont)[(0, i.program)] for i in plan}
+    tables = {sf: preset_samples(sf) for sf in {i.soundfont for i in plan}}  # one parse each
+    played = {i: tables[i.soundfont][(0, i.program)] for i in plan}
     assert sum(len(s) for s in played.values()) > len(plan)  # presets do play samples
     heard_in: dict[str, set[str]] = {}
     for inst, hashes in played.items():
