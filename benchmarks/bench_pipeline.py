@@ -50,12 +50,13 @@ from benchmarks.pipeline_report import (
     SEED,
     report,
 )
-from nsynth_research.instruments.config import load_config
+from nsynth_research.instruments.config import InstrumentConfig, load_config
 from nsynth_research.instruments.data.audio import load_audio
+from nsynth_research.instruments.data.notes import Note
 from nsynth_research.instruments.data.reader import read_split
 from nsynth_research.instruments.features.cache import cache_dir, ensure_cached
 from nsynth_research.instruments.features.spectrogram import librosa_features
-from nsynth_research.instruments.features.stats import load_or_compute_stats
+from nsynth_research.instruments.features.stats import FeatureStats, load_or_compute_stats
 from nsynth_research.instruments.model import build_model
 from nsynth_research.instruments.pipeline import make_dataset
 
@@ -70,13 +71,20 @@ def compiled_model(config) -> keras.Model:
     return model
 
 
-def run() -> dict:
+def seed_setting() -> tuple[dict, InstrumentConfig, list[Note], FeatureStats]:
+    """The machine's state before (printed), the seed config on the bench corpus, its train
+    notes and their statistics: where both pipeline benchmarks start."""
     before = machine_state()
     print(f"load average before: {before['load1']:.2f} {before['load5']:.2f} (1, 5 min)")
     config = load_config(Path("configs/baseline.yaml"), [f"data.root={DATA_ROOT}"])
-    cfg = config.features
     train = read_split(DATA_ROOT, "train")
-    stats = load_or_compute_stats(DATA_ROOT, train, cfg, progress=False)
+    stats = load_or_compute_stats(DATA_ROOT, train, config.features, progress=False)
+    return before, config, train, stats
+
+
+def run() -> dict:
+    before, config, train, stats = seed_setting()
+    cfg = config.features
     notes = train[:: max(1, len(train) // NOTES)][:NOTES]
     labels = np.array([n.family for n in notes], dtype=np.int32)
     cache = ensure_cached(notes, cfg, cache_dir(DATA_ROOT, "train", cfg), progress=False)

@@ -22,16 +22,13 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from benchmarks.bench_pipeline import compiled_model, in_memory, untuned
+from benchmarks.bench_pipeline import compiled_model, in_memory, seed_setting, untuned
 from benchmarks.common import DATA_ROOT, save, table
 from benchmarks.pipeline_probe import machine_state
 from benchmarks.pipeline_report import BATCH, NOTES
-from nsynth_research.instruments.config import load_config
 from nsynth_research.instruments.data.notes import Note
-from nsynth_research.instruments.data.reader import read_split
 from nsynth_research.instruments.features.cache import FeatureCache, cache_dir, ensure_cached
 from nsynth_research.instruments.features.rows import RowFile
-from nsynth_research.instruments.features.stats import load_or_compute_stats
 from nsynth_research.instruments.pipeline import make_dataset
 
 #: Train notes of the large run (benchmarks/results/large.json, "notes (train / valid / test)").
@@ -40,12 +37,8 @@ LARGE_EPOCHS, CEILING_EPOCHS = 2, 5
 
 
 def run() -> dict:
-    before = machine_state()
-    print(f"load average before: {before['load1']:.2f} {before['load5']:.2f} (1, 5 min)")
-    config = load_config(Path("configs/baseline.yaml"), [f"data.root={DATA_ROOT}"])
+    before, config, train, stats = seed_setting()
     cfg = config.features
-    train = read_split(DATA_ROOT, "train")
-    stats = load_or_compute_stats(DATA_ROOT, train, cfg, progress=False)
     cache = ensure_cached(train, cfg, cache_dir(DATA_ROOT, "train", cfg), progress=False)
     real = cache.store.mapped()
     small = train[:: max(1, len(train) // NOTES)][:NOTES]
