@@ -50,6 +50,7 @@ from benchmarks.pipeline_report import (
     SEED,
     report,
 )
+from nsynth_research.core.keras_loop import without_autotuning
 from nsynth_research.instruments.config import InstrumentConfig, load_config
 from nsynth_research.instruments.data.audio import load_audio
 from nsynth_research.instruments.data.notes import Note
@@ -104,15 +105,18 @@ def run() -> dict:
     plain = make_dataset(notes, stats, cfg, batch_size=BATCH, shuffle=False, seed=0)
     x = np.concatenate([b.numpy() for b, _ in plain])
     autotuned = in_memory(x, labels)
+    ceiling = without_autotuning(autotuned)
     # Whole batches formed once: each element is a finished batch that TensorFlow hands to the
     # step without a copy, so nothing at all runs beside the step.
     batches = len(notes) // BATCH
-    bound = tf.data.Dataset.from_tensor_slices(
-        (
-            x[: batches * BATCH].reshape(batches, BATCH, *x.shape[1:]),
-            labels[: batches * BATCH].reshape(batches, BATCH),
-        )
-    ).prefetch(2)
+    bound = without_autotuning(
+        tf.data.Dataset.from_tensor_slices(
+            (
+                x[: batches * BATCH].reshape(batches, BATCH, *x.shape[1:]),
+                labels[: batches * BATCH].reshape(batches, BATCH),
+            )
+        ).prefetch(2)
+    )
     norm = stats.normaliser(cfg.norm_eps)
     with tempfile.TemporaryDirectory() as tmp:
         rows = cache.store.mapped()
@@ -132,9 +136,9 @@ def run() -> dict:
                 yield np.stack([np.load(npys[i])[..., None] for i in idx]), labels[idx]
 
         loaders = {
-            CEILING: lambda: untuned(autotuned),
+            CEILING: lambda: ceiling,
             AUTOTUNED: lambda: autotuned,
-            BOUND: lambda: untuned(bound),
+            BOUND: lambda: bound,
             PIPE: lambda: cached_pipe,
             PER_NOTE: lambda: per_note,
             COMPUTING: lambda: computing_pipe,
@@ -143,7 +147,7 @@ def run() -> dict:
         models = {name: compiled_model(config) for name in loaders}
         seconds: dict[str, list[float]] = {k: [] for k in loaders}  # every fit's wall time
         fits = {
-            k: (lambda m=models[k], mk=mk, s=seconds[k]: _epochs(m, mk, s))
+            k: (lambda m=models[k], mk=mk, s=seconds[k]: s.extend(timed_epochs(m, mk, EPOCHS)))
             for k, mk in loaders.items()
         }
         probe = Probe()
@@ -175,25 +179,22 @@ def run() -> dict:
     return report(results, epochs, alone, cold, loaded, maps, probe, beside, machine, len(notes))
 
 
-def _epochs(model: keras.Model, make, seconds: list[float]) -> None:
-    for _ in range(EPOCHS):
+def timed_epochs(model: keras.Model, make, count: int) -> list[float]:
+    """Wall seconds of `count` one-epoch fits, each on a fresh `make()` (a new iterator per
+    epoch, as in a study's trial)."""
+    seconds = []
+    for _ in range(count):
         start = time.perf_counter()
         model.fit(make(), epochs=1, verbose=0)
         seconds.append(time.perf_counter() - start)
+    return seconds
 
 
 def in_memory(x: np.ndarray, labels: np.ndarray) -> tf.data.Dataset:
     """The ceiling's tensors, shuffled and batched every epoch, with tf.data's default options
-    (the ceiling proper runs them `untuned`)."""
+    (the ceiling proper runs them `without_autotuning`)."""
     ds = tf.data.Dataset.from_tensor_slices((x, labels)).shuffle(len(labels), seed=0)
     return ds.batch(BATCH).prefetch(2)
-
-
-def untuned(dataset: tf.data.Dataset) -> tf.data.Dataset:
-    """`dataset` with tf.data's autotuning off, as the project's cached pipeline runs."""
-    options = tf.data.Options()
-    options.autotune.enabled = False
-    return dataset.with_options(options)
 
 
 def _drain(batches) -> None:

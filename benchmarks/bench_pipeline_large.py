@@ -22,12 +22,18 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from benchmarks.bench_pipeline import compiled_model, in_memory, seed_setting, untuned
+from benchmarks.bench_pipeline import compiled_model, in_memory, seed_setting, timed_epochs
 from benchmarks.common import DATA_ROOT, save, table
 from benchmarks.pipeline_probe import machine_state
 from benchmarks.pipeline_report import BATCH, NOTES
+from nsynth_research.core.keras_loop import without_autotuning
 from nsynth_research.instruments.data.notes import Note
-from nsynth_research.instruments.features.cache import FeatureCache, cache_dir, ensure_cached
+from nsynth_research.instruments.features.cache import (
+    ITEMSIZE,
+    FeatureCache,
+    cache_dir,
+    ensure_cached,
+)
 from nsynth_research.instruments.features.rows import RowFile
 from nsynth_research.instruments.pipeline import make_dataset
 
@@ -45,10 +51,10 @@ def run() -> dict:
     x = np.concatenate([b.numpy() for b, _ in make_dataset(small, stats, cfg, batch_size=BATCH,
                                                            shuffle=False, seed=0)])  # fmt: skip
     labels = np.array([n.family for n in small], np.int32)
-    ceiling = untuned(in_memory(x, labels))
+    ceiling = without_autotuning(in_memory(x, labels))
     model = compiled_model(config)
     model.fit(ceiling, epochs=1, verbose=0)  # tracing
-    rates = {"ceiling, before": _epochs(model, ceiling, len(small), CEILING_EPOCHS)}
+    rates = {"ceiling, before": _rates(model, ceiling, len(small), CEILING_EPOCHS)}
     with tempfile.TemporaryDirectory(dir=DATA_ROOT) as tmp:
         written = time.perf_counter()
         notes = _large_rows(Path(tmp), real, dict(cache.rows), train, cfg)
@@ -57,8 +63,8 @@ def run() -> dict:
             Path(tmp), cfg, "float16", {n.note_str: i for i, n in enumerate(notes)}
         )
         pipe = make_dataset(notes, stats, cfg, batch_size=BATCH, shuffle=True, seed=0, cache=large)
-        rates["pipeline, 44k notes"] = _epochs(model, pipe, len(notes), LARGE_EPOCHS)
-    rates["ceiling, after"] = _epochs(model, ceiling, len(small), CEILING_EPOCHS)
+        rates["pipeline, 44k notes"] = _rates(model, pipe, len(notes), LARGE_EPOCHS)
+    rates["ceiling, after"] = _rates(model, ceiling, len(small), CEILING_EPOCHS)
     after = machine_state()
     ceiling_rate = statistics.median(rates["ceiling, before"] + rates["ceiling, after"])
     headers = ["contender", "notes", "epochs", "ex/s each epoch", "x ceiling's median"]
@@ -71,7 +77,7 @@ def run() -> dict:
     pipe_rates = rates["pipeline, 44k notes"]
     summary = {
         "notes": LARGE_NOTES,
-        "rows_GB": LARGE_NOTES * cfg.frames * cfg.bins * 2 / 1e9,
+        "rows_GB": LARGE_NOTES * cfg.frames * cfg.bins * ITEMSIZE["float16"] / 1e9,
         "write_s": written,
         "ceiling_ex_s": ceiling_rate,
         "epoch_s": [LARGE_NOTES / r for r in pipe_rates],
@@ -91,14 +97,9 @@ def run() -> dict:
     return summary
 
 
-def _epochs(model, dataset: tf.data.Dataset, notes: int, epochs: int) -> list[float]:
-    """Examples per second of `epochs` one-epoch fits (a new iterator each, as in a trial)."""
-    rates = []
-    for _ in range(epochs):
-        start = time.perf_counter()
-        model.fit(dataset, epochs=1, verbose=0)
-        rates.append(notes / (time.perf_counter() - start))
-    return rates
+def _rates(model, dataset: tf.data.Dataset, notes: int, epochs: int) -> list[float]:
+    """Examples per second of `epochs` one-epoch fits."""
+    return [notes / t for t in timed_epochs(model, lambda: dataset, epochs)]
 
 
 def _large_rows(

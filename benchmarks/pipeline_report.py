@@ -75,15 +75,16 @@ def report(results, epochs, alone, cold, loaded, maps, probe, beside, machine, n
         base = results[name].median
         others = median_of(beside.timed(name), "others_cores")
         l_rows.append([name, base, m.median, m.spread(), m.median / base, others])
-    for title, (h, r) in {
-        "Training one epoch": (headers, rows),
-        "Every round": (r_headers, r_rows),
-        "What an epoch costs the process (medians)": (d_headers, d_rows),
-        "Loaders alone": (a_headers, a_rows),
-        "Memory mappings a loader-only epoch makes (strace)": (m_headers, m_rows),
-        "Gathers from rows not in the page cache": (c_headers, c_rows),
-        "Beside a study's trial": (l_headers, l_rows),
-    }.items():
+    tables = {  # id in the results file: (title printed, headers, rows)
+        "train": ("Training one epoch", headers, rows),
+        "rounds": ("Every round", r_headers, r_rows),
+        "costs": ("What an epoch costs the process (medians)", d_headers, d_rows),
+        "loaders": ("Loaders alone", a_headers, a_rows),
+        "maps": ("Memory mappings a loader-only epoch makes (strace)", m_headers, m_rows),
+        "cold": ("Gathers from rows not in the page cache", c_headers, c_rows),
+        "beside": ("Beside a study's trial", l_headers, l_rows),
+    }
+    for title, h, r in tables.values():
         print(f"\n{title}:\n{table(h, r)}\n\n{markdown(h, r)}")
     verdict = verdicts(results, loaded)
     verdict["epochs"] = {KEYS[name]: clusters(rates) for name, rates in epochs.items()}
@@ -128,15 +129,7 @@ def report(results, epochs, alone, cold, loaded, maps, probe, beside, machine, n
             "calls_beside_a_study": beside.as_json(),
             "summary": verdict,
         },
-        tables={
-            "train": (headers, rows),
-            "rounds": (r_headers, r_rows),
-            "costs": (d_headers, d_rows),
-            "loaders": (a_headers, a_rows),
-            "maps": (m_headers, m_rows),
-            "cold": (c_headers, c_rows),
-            "beside": (l_headers, l_rows),
-        },
+        tables={key: (h, r) for key, (_, h, r) in tables.items()},
     )
     return verdict
 
